@@ -1,0 +1,30 @@
+"""tinycnn: a from-scratch, educational CNN engine on NumPy (CPU) and CuPy (GPU).
+
+    import tinycnn
+    x = tinycnn.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    x.grad            # tensor([2., 4., 6.])
+"""
+
+import numpy as _np
+
+from . import backend
+from .backend import cuda_is_available, manual_seed
+from .functional.math import cat, concatenate, maximum, minimum, pad, stack, where
+from .gradcheck import GradcheckError, gradcheck
+from .tensor import (
+    Function, Tensor, arange, enable_grad, full, is_grad_enabled, linspace, no_grad, ones,
+    ones_like, rand, randint, randn, tensor, zeros, zeros_like,
+)
+
+__version__ = "0.1.0"
+
+# dtype names as PyTorch spells them (they are NumPy dtypes)
+float32 = _np.float32
+float64 = _np.float64
+float16 = _np.float16
+int64 = _np.int64
+int32 = _np.int32
+uint8 = _np.uint8
+bool_ = _np.bool_

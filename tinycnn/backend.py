@@ -1,0 +1,230 @@
+"""Array modules per device: NumPy on ``"cpu"``, CuPy on ``"cuda"``.
+
+Every op in tinycnn is written once against an *array module* ``xp``: the same
+code calls ``xp.exp``, ``xp.matmul`` ... and runs on NumPy or on CuPy depending on
+where its arrays live (the DeZero trick)::
+
+    xp = get_array_module(x)      # numpy for a numpy array, cupy for a cupy array
+    y = xp.maximum(x, 0)
+
+CuPy is imported lazily, only when a CUDA device is asked for or a CuPy array
+is seen, so ``import tinycnn`` never needs it.
+
+Random numbers come from generators owned here (one NumPy ``Generator`` for the
+CPU, one CuPy generator per GPU), so ``manual_seed(n)`` makes a whole run
+reproducible.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+__all__ = [
+    "DeviceError",
+    "parse_device",
+    "array_module",
+    "get_array_module",
+    "device_of",
+    "to_device",
+    "to_numpy",
+    "cuda_is_available",
+    "manual_seed",
+    "initial_seed",
+    "get_rng",
+    "get_rng_state",
+    "set_rng_state",
+    "scatter_add",
+]
+
+
+class DeviceError(RuntimeError):
+    """A device was asked for that this machine cannot provide."""
+
+
+_DEVICE_PATTERN = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
+
+
+def parse_device(device) -> str:
+    """Canonical name of a device: ``"cpu"`` or ``"cuda:N"``.
+
+    Accepts ``"cpu"``, ``"cuda"`` (GPU 0), ``"cuda:N"``, or ``None`` (the CPU).
+    """
+    if device is None:
+        return "cpu"
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string like 'cpu' or 'cuda:0', got {type(device).__name__} {device!r}")
+    match = _DEVICE_PATTERN.match(device.strip().lower())
+    if match is None:
+        raise ValueError(f"unknown device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+    kind, index = match.groups()
+    if kind == "cpu":
+        if index is not None:
+            raise ValueError(f"unknown device {device!r}: the CPU has no index, use 'cpu'")
+        return "cpu"
+    return f"cuda:{int(index or 0)}"
+
+
+# --------------------------------------------------------------------------- CuPy
+_cupy = None
+
+
+def _import_cupy():
+    """Import CuPy, or explain exactly what is missing and how to get it."""
+    global _cupy
+    if _cupy is not None:
+        return _cupy
+    try:
+        import cupy
+    except ImportError as error:
+        raise DeviceError(
+            "device 'cuda' needs CuPy, which is not installed "
+            f"({error}). Install it with: pip install 'tinycnn[cuda12]' "
+            "(CUDA 12) or pip install 'tinycnn[cuda13]' (CUDA 13)"
+        ) from None
+    _cupy = cupy
+    return cupy
+
+
+def _cuda_device_count(cupy) -> int:
+    try:
+        return int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:  # CUDA driver missing, no GPU, broken install
+        return 0
+
+
+def cuda_is_available() -> bool:
+    """True when CuPy imports and sees at least one GPU."""
+    try:
+        cupy = _import_cupy()
+    except DeviceError:
+        return False
+    return _cuda_device_count(cupy) > 0
+
+
+def _cuda_device(device: str):
+    """The ``cupy.cuda.Device`` for ``"cuda:N"``, after checking it exists."""
+    cupy = _import_cupy()
+    count = _cuda_device_count(cupy)
+    index = int(device.split(":")[1])
+    if count == 0:
+        raise DeviceError(
+            f"device {device!r}: CuPy is installed but no CUDA GPU is visible "
+            "(check the NVIDIA driver with `nvidia-smi`, and CUDA_VISIBLE_DEVICES)"
+        )
+    if index >= count:
+        raise DeviceError(f"device {device!r}: only {count} CUDA GPU(s) visible, indices 0..{count - 1}")
+    return cupy.cuda.Device(index)
+
+
+# --------------------------------------------------------------------------- modules
+def array_module(device):
+    """The array module for a device: ``numpy`` for "cpu", ``cupy`` for "cuda[:N]"."""
+    device = parse_device(device)
+    if device == "cpu":
+        return np
+    _cuda_device(device)
+    return _cupy
+
+
+def _is_cupy_array(array) -> bool:
+    # Checking the type's module avoids importing CuPy just to say "no".
+    return type(array).__module__.split(".")[0] == "cupy"
+
+
+def get_array_module(*arrays):
+    """``cupy`` if any of ``arrays`` is a CuPy array, else ``numpy``."""
+    for array in arrays:
+        if _is_cupy_array(array):
+            return _import_cupy()
+    return np
+
+
+def device_of(array) -> str:
+    """``"cpu"`` for NumPy data (and Python scalars), ``"cuda:N"`` for CuPy arrays."""
+    if _is_cupy_array(array):
+        return f"cuda:{array.device.id}"
+    return "cpu"
+
+
+def to_device(array, device):
+    """A copy of ``array`` on ``device`` (the array itself when already there)."""
+    device = parse_device(device)
+    if device == "cpu":
+        return to_numpy(array)
+    cuda_device = _cuda_device(device)
+    if _is_cupy_array(array) and array.device.id == cuda_device.id:
+        return array
+    with cuda_device:
+        return _cupy.asarray(array)
+
+
+def to_numpy(array):
+    """A NumPy array holding ``array``'s values (copied from the GPU when needed)."""
+    if _is_cupy_array(array):
+        return array.get()
+    return np.asarray(array)
+
+
+def scatter_add(target, indices, values):
+    """``target[indices] += values`` with repeated indices adding up (in place).
+
+    NumPy calls this ``np.add.at``; CuPy ``cupyx.scatter_add``.
+    """
+    if _is_cupy_array(target):
+        import cupyx
+
+        cupyx.scatter_add(target, indices, values)
+    else:
+        np.add.at(target, indices, values)
+    return target
+
+
+# --------------------------------------------------------------------------- randomness
+_seed: int | None = None
+_numpy_rng = np.random.default_rng()
+_cupy_rngs: dict = {}
+
+
+def manual_seed(seed: int) -> None:
+    """Seed every random source tinycnn uses (CPU generator and every GPU's)."""
+    global _seed, _numpy_rng
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"manual_seed expects an int, got {type(seed).__name__}")
+    _seed = int(seed)
+    _numpy_rng = np.random.default_rng(_seed)
+    _cupy_rngs.clear()  # re-created from the seed on first use
+
+
+def initial_seed() -> int | None:
+    """The seed given to the last ``manual_seed`` call (None if never seeded)."""
+    return _seed
+
+
+def get_rng(xp=np):
+    """The generator to draw from for arrays of module ``xp``.
+
+    NumPy: a ``numpy.random.Generator``. CuPy: a ``cupy.random.Generator`` for the
+    current GPU, seeded from the tinycnn seed so GPU runs are reproducible too.
+    """
+    if xp is np:
+        return _numpy_rng
+    device_id = xp.cuda.Device().id
+    if device_id not in _cupy_rngs:
+        seed = None if _seed is None else _seed + 1 + device_id
+        _cupy_rngs[device_id] = xp.random.default_rng(seed)
+    return _cupy_rngs[device_id]
+
+
+def get_rng_state() -> dict:
+    """The CPU generator's state (a JSON-able dict), for checkpoints."""
+    return {"seed": _seed, "numpy": _numpy_rng.bit_generator.state}
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore a state returned by :func:`get_rng_state`."""
+    global _seed
+    _seed = state.get("seed")
+    _numpy_rng.bit_generator.state = state["numpy"]
+    _cupy_rngs.clear()
