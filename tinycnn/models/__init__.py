@@ -1,0 +1,37 @@
+"""The model zoo: LeNet-5, CIFAR ResNets and small VGG-style nets.
+
+``get_model(name, num_classes, in_channels)`` builds any of them by name, as the
+``tinycnn train --model`` option does.
+"""
+
+from .lenet import LeNet5, lenet5
+from .resnet import BasicBlock, ResNet, resnet20, resnet32, resnet56
+from .vgg import VGG, small_cnn, vgg_small
+
+MODELS = {
+    "small_cnn": small_cnn,
+    "lenet5": lenet5,
+    "vgg_small": vgg_small,
+    "resnet20": resnet20,
+    "resnet32": resnet32,
+    "resnet56": resnet56,
+}
+
+
+def get_model(name: str, num_classes: int = 10, in_channels: int = 3, **kwargs):
+    """A fresh model from the zoo, by name (see ``MODELS``)."""
+    key = name.lower().replace("-", "_")
+    if key not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[key](num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+def count_parameters(model) -> int:
+    """Number of trainable scalars in ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = [
+    "MODELS", "get_model", "count_parameters", "LeNet5", "lenet5", "ResNet", "BasicBlock",
+    "resnet20", "resnet32", "resnet56", "VGG", "vgg_small", "small_cnn",
+]

@@ -1,0 +1,130 @@
+"""Saving and loading checkpoints as one ``.npz`` file.
+
+``tinycnn.save(obj, path)`` takes a nested structure of dicts and lists whose
+leaves are arrays (NumPy or CuPy), Tensors, numbers, strings, booleans or None,
+such as ``{"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3}``.
+Arrays go into the archive as ordinary ``.npy`` members (so ``numpy.load`` can
+read them too); everything else goes into one JSON member, ``__tinycnn__.json``,
+which also records where each array belongs. No pickle is involved, so loading a
+file cannot run code.
+
+The file is written to a temporary name in the same directory and renamed
+only when complete, so an interrupted save never replaces a good checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from . import backend
+from .tensor import Tensor
+
+__all__ = ["save", "load", "CheckpointError", "atomic_write"]
+
+FORMAT = "tinycnn-checkpoint"
+VERSION = 1
+_META = "__tinycnn__"
+
+
+class CheckpointError(ValueError):
+    """A file is not a readable tinycnn checkpoint, or does not fit what loads it."""
+
+
+def _split(obj, arrays: dict, where: str):
+    """Replace arrays by ``{"__array__": key}`` and collect them into ``arrays``."""
+    if isinstance(obj, Tensor):
+        obj = obj.data
+    if isinstance(obj, np.ndarray) or backend._is_cupy_array(obj):
+        key = f"a{len(arrays)}"
+        arrays[key] = backend.to_numpy(obj)
+        return {"__array__": key}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        for k in obj:
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"save: dictionary keys must be str or int, got {type(k).__name__} at {where}")
+        return {
+            "__dict__": [[k, _split(v, arrays, f"{where}.{k}")] for k, v in obj.items()],
+            "ordered": isinstance(obj, OrderedDict),
+        }
+    if isinstance(obj, (list, tuple)):
+        return {"__list__": [_split(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)], "tuple": isinstance(obj, tuple)}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"save: cannot store a {type(obj).__name__} at {where}; use arrays, numbers, strings, lists and dicts")
+
+
+def _join(node, arrays):
+    if isinstance(node, dict):
+        if "__array__" in node:
+            return arrays[node["__array__"]]
+        if "__dict__" in node:
+            pairs = [(k, _join(v, arrays)) for k, v in node["__dict__"]]
+            return OrderedDict(pairs) if node.get("ordered") else dict(pairs)
+        if "__list__" in node:
+            items = [_join(v, arrays) for v in node["__list__"]]
+            return tuple(items) if node.get("tuple") else items
+    return node
+
+
+def atomic_write(path, write) -> Path:
+    """Call ``write(file_object)`` on a temporary file, then rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        if os.path.exists(temp_name):
+            os.remove(temp_name)
+        raise
+    return path
+
+
+def save(obj, path) -> Path:
+    """Write ``obj`` (nested dicts/lists of arrays and plain values) to ``path`` atomically.
+
+    The suffix ``.npz`` is added when missing, as ``numpy.savez`` does.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    arrays: dict = {}
+    tree = _split(obj, arrays, "checkpoint")
+    meta = json.dumps({"format": FORMAT, "version": VERSION, "tree": tree})
+    arrays[_META] = np.frombuffer(meta.encode("utf-8"), dtype=np.uint8)
+    return atomic_write(path, lambda file: np.savez(file, **arrays))
+
+
+def load(path):
+    """Read a checkpoint written by :func:`save`; arrays come back as NumPy arrays."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if _META not in archive.files:
+                raise CheckpointError(f"{path} is an .npz file but not a tinycnn checkpoint (no {_META} entry)")
+            meta = json.loads(archive[_META].tobytes().decode("utf-8"))
+            arrays = {name: archive[name] for name in archive.files if name != _META}
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path} is damaged or not a tinycnn checkpoint ({type(error).__name__}: {error})") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a tinycnn checkpoint (format {meta.get('format')!r})")
+    if meta.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path} was written by a newer tinycnn (format version {meta['version']} > {VERSION})")
+    return _join(meta["tree"], arrays)

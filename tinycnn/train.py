@@ -1,0 +1,200 @@
+"""Training and evaluation loops, used by the ``tinycnn`` command and the lessons.
+
+The loop is the plain one every framework hides::
+
+    for images, labels in loader:
+        loss = loss_fn(model(images), labels)   # forward: builds the graph
+        optimizer.zero_grad()
+        loss.backward()                          # backward: fills every .grad
+        optimizer.step()                         # update the weights in place
+
+:func:`fit` adds what a real run needs around it: a validation pass after every
+epoch, best-model selection on validation accuracy only (the test set is never
+looked at while choosing), learning-rate schedules, a progress bar with loss,
+accuracy and images/s, and a :class:`FitState` that can be checkpointed and
+resumed. Loss and accuracy sums stay on the device during an epoch (no
+host-device copy per batch); they are read once at its end.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import backend
+from .functional import cross_entropy
+from .tensor import no_grad
+
+__all__ = ["FitState", "fit", "train_one_epoch", "evaluate", "predict"]
+
+
+@dataclass
+class FitState:
+    """Everything about a run's progress that a checkpoint must hold to resume it.
+
+    Attributes:
+        epoch: epochs completed so far.
+        history: one dict per completed epoch (losses, accuracies, lr, seconds).
+        best_epoch: the epoch with the best validation accuracy (0: none yet).
+        best_val_accuracy: that accuracy.
+        best_state: a copy of the model's state_dict at ``best_epoch`` (NumPy arrays).
+    """
+
+    epoch: int = 0
+    history: list = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_accuracy: float = -1.0
+    best_state: dict | None = None
+
+    def state_dict(self) -> dict:
+        return {
+            "epoch": self.epoch, "history": self.history, "best_epoch": self.best_epoch,
+            "best_val_accuracy": self.best_val_accuracy, "best_state": self.best_state,
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "FitState":
+        return cls(**state)
+
+
+def _batch_counts(logits, labels, loss):
+    """(sum of per-image losses, number correct) as device scalars: no sync."""
+    correct = (logits.data.argmax(axis=1) == labels.data).sum()
+    return loss.data * labels.shape[0], correct
+
+
+def train_one_epoch(model, loader, optimizer, loss_fn=None, scheduler=None, progress=True, desc="train") -> dict:
+    """One pass over ``loader`` with updates. Returns mean loss, accuracy, images/s, seconds.
+
+    ``scheduler`` (optional) is stepped after every batch: pass a per-step
+    schedule such as OneCycleLR here, and step per-epoch schedules yourself.
+    """
+    loss_fn = loss_fn or cross_entropy
+    model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    start = time.perf_counter()
+    bar = tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch", dynamic_ncols=True)
+    for step, (images, labels) in enumerate(bar):
+        logits = model(images)
+        loss = loss_fn(logits, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        batch_loss, batch_correct = _batch_counts(logits, labels, loss)
+        loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + labels.shape[0]
+        if progress and (step % 10 == 0 or step == len(loader) - 1):  # reading a value syncs the GPU: not every step
+            elapsed = time.perf_counter() - start
+            bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{100 * float(correct) / seen:.2f}%",
+                            img_s=f"{seen / elapsed:.0f}")
+    seconds = time.perf_counter() - start
+    seen = max(seen, 1)
+    return {"loss": float(loss_sum) / seen, "accuracy": float(correct) / seen,
+            "images_per_second": seen / seconds, "seconds": seconds}
+
+
+def evaluate(model, loader, loss_fn=None, return_predictions: bool = False, progress: bool = False) -> dict:
+    """Mean loss and accuracy of ``model`` on ``loader``, in eval mode and without a graph.
+
+    With ``return_predictions`` also the predicted labels, the true labels and the
+    softmax probabilities as NumPy arrays (``predictions``, ``labels``, ``probabilities``).
+    """
+    loss_fn = loss_fn or cross_entropy
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, seen = 0.0, 0, 0
+    predictions, truths, probabilities = [], [], []
+    start = time.perf_counter()
+    with no_grad():
+        for images, labels in tqdm(loader, desc="eval", leave=False, disable=not progress, unit="batch"):
+            logits = model(images)
+            loss = loss_fn(logits, labels)
+            batch_loss, batch_correct = _batch_counts(logits, labels, loss)
+            loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + labels.shape[0]
+            if return_predictions:
+                xp = backend.get_array_module(logits.data)
+                shifted = logits.data - logits.data.max(axis=1, keepdims=True)
+                probs = xp.exp(shifted)
+                probs /= probs.sum(axis=1, keepdims=True)
+                predictions.append(backend.to_numpy(probs.argmax(axis=1)))
+                truths.append(backend.to_numpy(labels.data))
+                probabilities.append(backend.to_numpy(probs))
+    model.train(was_training)
+    seconds = time.perf_counter() - start
+    result = {"loss": float(loss_sum) / max(seen, 1), "accuracy": float(correct) / max(seen, 1),
+              "images_per_second": seen / max(seconds, 1e-9), "count": seen}
+    if return_predictions:
+        result["predictions"] = np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
+        result["labels"] = np.concatenate(truths) if truths else np.zeros(0, np.int64)
+        result["probabilities"] = np.concatenate(probabilities) if probabilities else np.zeros((0, 0))
+    return result
+
+
+def predict(model, images) -> np.ndarray:
+    """Softmax probabilities (N, num_classes) for a batch of prepared images (a Tensor)."""
+    was_training = model.training
+    model.eval()
+    with no_grad():
+        logits = model(images).data
+    model.train(was_training)
+    xp = backend.get_array_module(logits)
+    probs = xp.exp(logits - logits.max(axis=1, keepdims=True))
+    return backend.to_numpy(probs / probs.sum(axis=1, keepdims=True))
+
+
+def fit(model, train_loader, optimizer, epochs: int, val_loader=None, scheduler=None,
+        step_scheduler_per_batch: bool = False, loss_fn=None, state: FitState | None = None,
+        on_epoch_end=None, progress: bool = True, restore_best: bool = True) -> FitState:
+    """Train for ``epochs`` epochs (continuing from ``state.epoch`` when resuming).
+
+    Args:
+        scheduler: a learning-rate schedule, stepped once per epoch, or once per
+            batch with ``step_scheduler_per_batch=True`` (OneCycleLR).
+        val_loader: evaluated after every epoch; the weights with the best
+            validation accuracy are kept and, with ``restore_best``, loaded back at the end.
+        state: a :class:`FitState` to resume from (its epoch, history and best model).
+        on_epoch_end: called as ``on_epoch_end(state)`` after each epoch, e.g. to
+            save a checkpoint.
+
+    Returns the final :class:`FitState` (``state.history`` holds every epoch).
+    """
+    state = state or FitState()
+    for epoch in range(state.epoch + 1, epochs + 1):
+        if hasattr(train_loader, "set_epoch"):
+            train_loader.set_epoch(epoch - 1)  # the shuffle order depends on (seed, epoch) only
+        lr = optimizer.param_groups[0]["lr"]
+        train = train_one_epoch(model, train_loader, optimizer, loss_fn,
+                                scheduler if step_scheduler_per_batch else None,
+                                progress=progress, desc=f"epoch {epoch}/{epochs}")
+        if scheduler is not None and not step_scheduler_per_batch:
+            scheduler.step()
+        record = {"epoch": epoch, "lr": lr, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
+                  "images_per_second": train["images_per_second"], "seconds": train["seconds"]}
+        if val_loader is not None:
+            val = evaluate(model, val_loader, loss_fn)
+            record.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+            if val["accuracy"] > state.best_val_accuracy:
+                state.best_epoch, state.best_val_accuracy = epoch, val["accuracy"]
+                state.best_state = copy.deepcopy(model.state_dict())
+        state.history.append(record)
+        state.epoch = epoch
+        if progress:
+            tqdm.write(_describe(record))
+        if on_epoch_end is not None:
+            on_epoch_end(state)
+    if restore_best and state.best_state is not None:
+        model.load_state_dict(state.best_state)
+    return state
+
+
+def _describe(record: dict) -> str:
+    text = (f"epoch {record['epoch']:3d}  lr {record['lr']:.4g}  train loss {record['train_loss']:.4f} "
+            f"acc {100 * record['train_accuracy']:.2f}%")
+    if "val_accuracy" in record:
+        text += f"  val loss {record['val_loss']:.4f} acc {100 * record['val_accuracy']:.2f}%"
+    return text + f"  ({record['images_per_second']:.0f} img/s, {record['seconds']:.1f}s)"
