@@ -1,0 +1,93 @@
+"""The ``tinycnn`` command: train, eval, predict, and one-line errors for bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import tinycnn
+from tinycnn.cli import main
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli-run")
+    code = main(["train", "--train-size", "1500", "--val-split", "200", "--epochs", "4", "--out", str(out), "--quiet"])
+    assert code == 0
+    return out
+
+
+def one_line_error(capsys, argv, pattern):
+    """Run the command, expect a failure with one stderr line matching ``pattern``."""
+    try:
+        code = main(argv)
+    except SystemExit as exit:  # argparse errors exit
+        code = exit.code
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    assert pattern in err, err
+    return err
+
+
+def test_console_script_is_installed():
+    result = subprocess.run([sys.executable, "-m", "tinycnn.cli", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and tinycnn.__version__ in result.stdout
+
+
+def test_train_writes_a_run(run_dir, capsys):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.8
+    assert (run_dir / "checkpoint.npz").exists()
+
+
+def test_eval_reproduces_the_test_accuracy(run_dir, capsys):
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(run_dir)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert result["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert result["images"] > 0
+
+
+def test_predict_classifies_image_files(run_dir, tmp_path, capsys):
+    test_set = tinycnn.data.Shapes(train=False, seed=0)
+    paths, labels = [], []
+    for i in range(12):
+        image = Image.fromarray(test_set.images[i].transpose(1, 2, 0))
+        # other sizes and modes than the training images: the command converts them
+        image = image.resize((64, 64), Image.NEAREST).convert("RGBA") if i % 2 else image
+        path = tmp_path / f"shape{i}.png"
+        image.save(path)
+        paths.append(str(path))
+        labels.append(test_set.classes[test_set.labels[i]])
+    capsys.readouterr()
+    assert main(["predict", "--checkpoint", str(run_dir / "checkpoint.npz"), "--top", "2", *paths]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == len(paths)
+    predicted = [line.split(": ", 1)[1].split(" ")[0] for line in lines]
+    assert np.mean([p == t for p, t in zip(predicted, labels)]) >= 0.75
+    assert all(line.count("%") == 2 for line in lines)
+
+
+def test_bad_arguments_give_one_line_errors(run_dir, tmp_path, capsys):
+    one_line_error(capsys, ["train", "--dataset", "imagenet"], "invalid choice")
+    one_line_error(capsys, ["train", "--epochs", "0"], "at least 1")
+    one_line_error(capsys, ["train", "--lr", "fast"], "expected a number")
+    one_line_error(capsys, ["train", "--augment", "mixup", "--out", str(tmp_path / "x")], "unknown augmentation 'mixup'")
+    one_line_error(capsys, ["train", "--device", "tpu"], "unknown device 'tpu'")
+    one_line_error(capsys, ["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "nothing"), "--out",
+                            str(tmp_path / "y")], "mnist")
+    one_line_error(capsys, ["eval", "--checkpoint", str(tmp_path / "missing.npz")], "does not exist")
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes((run_dir / "checkpoint.npz").read_bytes()[:1000])
+    one_line_error(capsys, ["eval", "--checkpoint", str(damaged)], "damaged")
+    one_line_error(capsys, ["predict", "--checkpoint", str(run_dir), str(tmp_path / "nope.png")], "does not exist")
+    not_image = tmp_path / "text.png"
+    not_image.write_text("hello")
+    one_line_error(capsys, ["predict", "--checkpoint", str(run_dir), str(not_image)], "cannot read")
+    one_line_error(capsys, ["predict", "--checkpoint", str(run_dir)], "required")
