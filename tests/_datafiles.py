@@ -81,7 +81,8 @@ def _add_member(tar, name, data: bytes):
 def write_cifar_binary_tar(path: Path, batches) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(path, "w:gz") as tar:
-        _add_member(tar, "cifar-10-batches-bin/batches.meta.txt", b"airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n")
+        names = b"airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n"
+        _add_member(tar, "cifar-10-batches-bin/batches.meta.txt", names)
         for name, (data, _, _) in batches.items():
             _add_member(tar, f"cifar-10-batches-bin/{name}.bin", data)
     return path

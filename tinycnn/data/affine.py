@@ -5,7 +5,7 @@ every *output* pixel, ask where it came from in the *input* and read the value
 there. With coordinates measured from the image centre, an output pixel ``p``
 comes from::
 
-    source = R(-angle) @ (p - shift) / zoom          (the inverse of: zoom, rotate, shift)
+    source = R(angle)^-1 @ (p - shift) / zoom        (the inverse of: zoom, rotate, shift)
 
 :func:`affine_matrices` builds these inverse maps as a (N, 2, 3) array, one per
 image; :func:`affine_grid_sample` evaluates them for every pixel of every image at
@@ -16,6 +16,8 @@ outside the image read ``fill``.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import backend
 
 __all__ = ["affine_matrices", "affine_grid_sample"]
@@ -24,12 +26,15 @@ __all__ = ["affine_matrices", "affine_grid_sample"]
 def affine_matrices(angle, zoom, shift_x, shift_y):
     """Inverse affine maps (N, 2, 3): output coords -> input coords, both about the centre.
 
-    ``angle`` (radians), ``zoom`` (> 1 enlarges), ``shift_x``/``shift_y`` (pixels): (N,) each.
+    ``angle`` (radians, > 0 turns counter-clockwise as displayed, like ``np.rot90``),
+    ``zoom`` (> 1 enlarges), ``shift_x``/``shift_y`` (pixels, > 0 moves right/down): (N,) each.
     """
     xp = backend.get_array_module(angle)
-    cos, sin = xp.cos(angle) / zoom, xp.sin(angle) / zoom
+    # Image rows grow downwards, so turning counter-clockwise *on screen* is turning by
+    # -angle in the usual (x right, y up) sense: the inverse map rotates by +angle.
+    cos, sin = xp.cos(angle) / zoom, -xp.sin(angle) / zoom
     matrices = xp.empty((angle.shape[0], 2, 3), dtype=xp.float32)
-    # [[cos, sin], [-sin, cos]] is R(-angle), already divided by zoom.
+    # [[cos, sin], [-sin, cos]], already divided by zoom.
     matrices[:, 0, 0], matrices[:, 0, 1] = cos, sin
     matrices[:, 1, 0], matrices[:, 1, 1] = -sin, cos
     matrices[:, 0, 2] = -(cos * shift_x + sin * shift_y)
@@ -73,7 +78,7 @@ def affine_grid_sample(images, matrices, interpolation: str = "bilinear", fill: 
     else:
         raise ValueError(f"affine_grid_sample: interpolation must be 'bilinear' or 'nearest', got {interpolation!r}")
 
-    if xp.issubdtype(images.dtype, xp.integer):
-        info = xp.iinfo(images.dtype)
+    if np.issubdtype(images.dtype, xp.integer):
+        info = np.iinfo(images.dtype)
         return xp.clip(xp.rint(out), info.min, info.max).astype(images.dtype)
     return out.astype(images.dtype, copy=False)

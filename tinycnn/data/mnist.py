@@ -80,7 +80,9 @@ class _IdxDataset(ImageDataset):
                 f"{paths[labels_stem]} has {len(labels)} labels"
             )
         if labels.size and labels.max() >= len(self.CLASSES):
-            raise CorruptFileError(f"{self.name}: {paths[labels_stem]} has label {labels.max()}, expected 0..{len(self.CLASSES) - 1}")
+            raise CorruptFileError(
+                f"{self.name}: {paths[labels_stem]} has label {labels.max()}, expected 0..{len(self.CLASSES) - 1}"
+            )
         self.root = paths[images_stem].parent
         super().__init__(images[:, None, :, :], labels, self.CLASSES)  # (N, 28, 28) -> (N, 1, 28, 28)
 

@@ -87,7 +87,7 @@ class ToFloat:
         xp = backend.get_array_module(images)
         if images.dtype == xp.uint8:
             return images.astype(xp.float32) * xp.float32(1 / 255)
-        if not xp.issubdtype(images.dtype, xp.floating):
+        if not np.issubdtype(images.dtype, xp.floating):
             raise TypeError(f"ToFloat: expected uint8 (0..255) or float images, got dtype {images.dtype}")
         return images.astype(xp.float32, copy=False)
 
@@ -112,7 +112,7 @@ class Normalize:
     def __call__(self, images):
         _check_batch(images, "Normalize")
         xp = backend.get_array_module(images)
-        if not xp.issubdtype(images.dtype, xp.floating):
+        if not np.issubdtype(images.dtype, xp.floating):
             raise TypeError(f"Normalize: expected float images in [0, 1], got dtype {images.dtype}; put ToFloat() before it")
         channels = images.shape[1]
         if len(self.mean) not in (1, channels):
@@ -187,7 +187,8 @@ class RandomAffine(RandomTransform):
     """Random rotation, zoom and shift per image, through one batched sampling grid.
 
     Args:
-        degrees: rotate by an angle uniform in [-degrees, degrees] (or a (min, max) pair).
+        degrees: rotate by an angle uniform in [-degrees, degrees] (or a (min, max) pair);
+            positive angles turn counter-clockwise, as in torchvision.
         translate: shift by up to ``(fx * W, fy * H)`` pixels each way (a float: both).
         scale: zoom by a factor uniform in (min, max); > 1 zooms in.
         interpolation: ``"bilinear"`` or ``"nearest"``.
