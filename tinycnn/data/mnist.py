@@ -69,7 +69,7 @@ class _IdxDataset(ImageDataset):
                                      content_sha256=self.content_sha256[stem])
             if path is None:
                 raise DatasetNotFoundError(not_found_message(
-                    f"{self.name} ({self.split})", dirs, [stem + ".gz" for stem in (images_stem, labels_stem)],
+                    f"{self.name} ({self.split})", dirs, [stem + ".gz" for stem in (images_stem, labels_stem)] + ["(or the same without .gz)"],
                     self._how_to_get(root)))
             paths[stem] = path
         images = self._read(paths[images_stem], images_stem, ndim=3, verify=verify)
