@@ -1,0 +1,123 @@
+"""DataLoader: batches of a whole in-memory data set, on the device, in a seeded order.
+
+The fast path for GPUs: the loader copies the *whole* data set (uint8, so CIFAR-10
+is 150 MB) to the device once, at construction; each batch is then an index into
+arrays already there, and transforms run there too. No per-batch host -> device copy.
+
+Order: with ``shuffle=True``, epoch ``e`` visits the samples in the permutation
+drawn from ``(seed, e)``, so the order of any epoch can be recomputed, and a run
+resumed from ``state_dict()`` sees the very same batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor
+from .transforms import ToFloat
+
+__all__ = ["DataLoader"]
+
+
+def _arrays_of(dataset):
+    """(images, labels) NumPy arrays of a data set, an (images, labels) pair, or any indexable of pairs."""
+    if hasattr(dataset, "images") and hasattr(dataset, "labels"):
+        return np.asarray(dataset.images), np.asarray(dataset.labels)
+    if isinstance(dataset, tuple) and len(dataset) == 2:
+        return np.asarray(dataset[0]), np.asarray(dataset[1])
+    pairs = [dataset[i] for i in range(len(dataset))]   # generic fallback: gather once
+    return np.stack([np.asarray(p[0]) for p in pairs]), np.asarray([p[1] for p in pairs])
+
+
+class DataLoader:
+    """Iterate over ``(images, labels)`` batches as tinycnn Tensors on ``device``.
+
+    Args:
+        dataset: an :class:`ImageDataset` (anything with ``.images`` (N, C, H, W) and
+            ``.labels`` (N,)), or an ``(images, labels)`` pair of arrays.
+        batch_size: samples per batch; the last one may be smaller unless ``drop_last``.
+        shuffle: visit the samples in a new seeded order every epoch.
+        drop_last: skip the last batch when it is smaller than ``batch_size``.
+        device: ``"cpu"`` or ``"cuda[:N]"``: where the data set lives and batches come out.
+        seed: fixes the order of every epoch; ``None`` draws one from tinycnn's
+            generator (so ``tinycnn.manual_seed`` fixes it).
+        transform: applied to each batch, a raw array (N, C, H, W) -> array (see
+            :mod:`tinycnn.data.transforms`); without one, images become float32 in
+            [0, 1]. A transform that leaves uint8 gets the same conversion after it.
+
+    Yields ``images`` float32 (B, C, H, W) and ``labels`` int64 (B,), B = batch size.
+    """
+
+    def __init__(self, dataset, batch_size: int = 64, shuffle: bool = False, drop_last: bool = False,
+                 device="cpu", seed=None, transform=None):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        images, labels = _arrays_of(dataset)
+        if images.ndim != 4 or labels.shape != (images.shape[0],):
+            raise ValueError(
+                f"DataLoader: expected images (N, C, H, W) and labels (N,), got {images.shape} and {labels.shape}"
+            )
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.device = backend.parse_device(device)
+        self.transform = transform
+        self.seed = int(backend.get_rng().integers(2**63)) if seed is None else int(seed)
+        self.epoch = 0  # the epoch the next iteration will run
+        # The one host -> device copy: everything after this happens on the device.
+        self.images = backend.to_device(np.ascontiguousarray(images), self.device)
+        self.labels = backend.to_device(labels.astype(np.int64), self.device)
+        self._to_float = ToFloat()
+
+    def __len__(self) -> int:
+        """Number of batches per epoch."""
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.labels)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The sample indices (N,) epoch ``epoch`` visits, in order (a NumPy array)."""
+        n = len(self.labels)
+        if not self.shuffle:
+            return np.arange(n)
+        return np.random.default_rng([self.seed, int(epoch)]).permutation(n)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration run epoch ``epoch`` (its order; later ones follow)."""
+        if epoch < 0:
+            raise ValueError(f"DataLoader.set_epoch: epoch must be >= 0, got {epoch}")
+        self.epoch = int(epoch)
+
+    def state_dict(self) -> dict:
+        """What a checkpoint needs to resume the same sequence of batches."""
+        return {"epoch": self.epoch, "seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed = int(state["seed"])
+        self.set_epoch(state["epoch"])
+
+    def __iter__(self):
+        epoch = self.epoch
+        self.epoch += 1   # counted at the start, so breaking out early still moves on to a new order
+        n, size = len(self.labels), self.batch_size
+        stop = n - n % size if self.drop_last else n
+        order = backend.to_device(self.order(epoch), self.device) if self.shuffle else None
+        for start in range(0, stop, size):
+            index = order[start:start + size] if self.shuffle else slice(start, start + size)
+            images, labels = self.images[index], self.labels[index]
+            if self.transform is not None:
+                images = self.transform(images)
+            if images.dtype == np.uint8:
+                images = self._to_float(images)
+            yield Tensor._from_op(images, None), Tensor._from_op(labels, None)
+
+    def __repr__(self) -> str:
+        return (f"DataLoader({len(self.labels)} samples, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+                f"drop_last={self.drop_last}, device={self.device!r}, transform={self.transform!r})")
