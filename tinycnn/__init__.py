@@ -13,10 +13,13 @@ from . import backend
 from .backend import cuda_is_available, manual_seed
 from .functional.math import cat, concatenate, maximum, minimum, pad, stack, where
 from .gradcheck import GradcheckError, gradcheck
+from .serialization import load, save
 from .tensor import (
     Function, Tensor, arange, enable_grad, full, is_grad_enabled, linspace, no_grad, ones,
     ones_like, rand, randint, randn, tensor, zeros, zeros_like,
 )
+
+from . import functional, nn, optim, data, models  # noqa: E402  (after Tensor: they build on it)
 
 __version__ = "0.1.0"
 
@@ -28,3 +31,12 @@ int64 = _np.int64
 int32 = _np.int32
 uint8 = _np.uint8
 bool_ = _np.bool_
+
+
+def __getattr__(name):
+    # train, runner and viz import tqdm and matplotlib: load them only when used
+    if name in ("train", "runner", "viz"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'tinycnn' has no attribute {name!r}")
