@@ -157,3 +157,15 @@ def test_state_dict_round_trip_continues_identically(make):
     optimizer2.load_state_dict(saved_optimizer)
     scheduler2.load_state_dict(saved_scheduler)
     assert lrs(scheduler2, 7) == expected
+
+
+def test_multi_step_lr_state_from_a_plain_dict():
+    """Checkpoint files store the milestones Counter as a plain dict; loading restores it."""
+    optimizer = make_optimizer(1.0)
+    scheduler = lr_scheduler.MultiStepLR(optimizer, milestones=[1, 3])
+    state = scheduler.state_dict()
+    state["milestones"] = dict(state["milestones"])
+    resumed = lr_scheduler.MultiStepLR(make_optimizer(1.0), milestones=[5])
+    resumed.load_state_dict(state)
+    resumed.step(3)  # jump to epoch 3: the closed form needs the Counter back
+    assert resumed.get_last_lr() == pytest.approx([0.01])

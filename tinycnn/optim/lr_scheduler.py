@@ -159,6 +159,11 @@ class MultiStepLR(LRScheduler):
             return self._current_lrs()
         return [group["lr"] * self.gamma ** self.milestones[self.last_epoch] for group in self.optimizer.param_groups]
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        # a checkpoint file may hand the Counter back as a plain dict
+        self.milestones = Counter({int(epoch): count for epoch, count in self.milestones.items()})
+
     def _get_closed_form_lr(self) -> list:
         milestones = sorted(self.milestones.elements())
         return [base_lr * self.gamma ** bisect_right(milestones, self.last_epoch) for base_lr in self.base_lrs]
