@@ -357,3 +357,23 @@ def test_repr_shows_the_tree_like_pytorch():
     assert repr(nn.CrossEntropyLoss()) == "CrossEntropyLoss()"
     assert repr(nn.LeakyReLU(0.2)) == "LeakyReLU(negative_slope=0.2)"
     assert repr(nn.AdaptiveAvgPool2d(1)) == "AdaptiveAvgPool2d(output_size=1)"
+
+
+def test_sequential_delete_renumbers_and_extend():
+    seq = nn.Sequential(nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 2))
+    del seq[1]
+    assert list(seq._modules) == ["0", "1"] and list(seq.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    seq.extend([nn.ReLU(), nn.Linear(2, 2)])
+    assert list(seq._modules) == ["0", "1", "2", "3"]
+
+
+def test_deepcopy_and_apply():
+    import copy
+
+    net = Net()
+    clone = copy.deepcopy(net)
+    assert clone.features[0].weight is not net.features[0].weight
+    np.testing.assert_array_equal(clone.features[0].weight.numpy(), net.features[0].weight.numpy())
+    seen = []
+    net.apply(lambda m: seen.append(type(m).__name__))
+    assert seen[-1] == "Net" and seen.count("Linear") == 2

@@ -225,3 +225,17 @@ def test_state_dict_format_and_load_checks():
     saved["state"][0]["momentum_buffer"] = buffer.astype(np.float64)
     optimizer.load_state_dict(saved)
     assert optimizer.state[param]["momentum_buffer"].dtype == np.float32
+
+
+def test_step_returns_the_closure_loss():
+    param = nn.Parameter(np.array([2.0]))
+    optimizer = optim.SGD([param], lr=0.25)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = (param * param).sum()
+        loss.backward()
+        return loss
+
+    loss = optimizer.step(closure)
+    assert loss.item() == 4.0 and param.tolist() == [1.0]  # 2 - 0.25 * 2*2

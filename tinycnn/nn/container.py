@@ -52,6 +52,11 @@ class Sequential(Module):
         keys = list(self._modules.keys())
         for key in keys[index] if isinstance(index, slice) else [keys[self._index(index)]]:
             delattr(self, key)
+        # renumber 0..n-1 so that append() and state_dict keys stay consecutive, as PyTorch does
+        modules = list(self._modules.values())
+        self._modules.clear()
+        for position, module in enumerate(modules):
+            self.add_module(str(position), module)
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -62,6 +67,11 @@ class Sequential(Module):
     def append(self, module: Module) -> "Sequential":
         """Add a layer at the end (named by its position)."""
         self.add_module(str(len(self)), _check_module(module, type(self).__name__))
+        return self
+
+    def extend(self, modules) -> "Sequential":
+        for module in modules:
+            self.append(module)
         return self
 
     def forward(self, x):

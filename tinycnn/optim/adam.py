@@ -56,8 +56,12 @@ class Adam(Optimizer):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
         super().__init__(params, defaults)
 
-    def step(self) -> None:
-        """Update every parameter that has a gradient (in place)."""
+    def step(self, closure=None):
+        """Update every parameter that has a gradient (in place).
+
+        ``closure`` (optional) recomputes and returns the loss; its value is returned.
+        """
+        loss = self._evaluate(closure)
         with no_grad():
             for group in self.param_groups:
                 lr, (beta1, beta2) = group["lr"], group["betas"]
@@ -91,6 +95,7 @@ class Adam(Optimizer):
                     step_size = lr / bias_correction1
                     denom = xp.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
                     p -= step_size * exp_avg / denom
+        return loss
 
 
 class AdamW(Adam):

@@ -21,7 +21,7 @@ import copy
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor
+from ..tensor import Tensor, enable_grad
 
 __all__ = ["Optimizer"]
 
@@ -93,8 +93,16 @@ class Optimizer:
                 else:
                     param.grad.data[...] = 0
 
-    def step(self) -> None:  # pragma: no cover - abstract
+    def step(self, closure=None):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @staticmethod
+    def _evaluate(closure):
+        """Run ``closure`` (which recomputes the loss) with gradients on; None without one."""
+        if closure is None:
+            return None
+        with enable_grad():
+            return closure()
 
     # ------------------------------------------------------------------ state_dict
     def state_dict(self) -> dict:

@@ -42,8 +42,12 @@ class SGD(Optimizer):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
         super().__init__(params, defaults)
 
-    def step(self) -> None:
-        """Update every parameter that has a gradient (in place)."""
+    def step(self, closure=None):
+        """Update every parameter that has a gradient (in place).
+
+        ``closure`` (optional) recomputes and returns the loss; its value is returned.
+        """
+        loss = self._evaluate(closure)
         with no_grad():
             for group in self.param_groups:
                 lr, momentum = group["lr"], group["momentum"]
@@ -65,3 +69,4 @@ class SGD(Optimizer):
                             buf += (1 - dampening) * grad
                         grad = grad + momentum * buf if nesterov else buf
                     p -= lr * grad  # in place: the parameter's array object never changes
+        return loss
