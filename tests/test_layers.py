@@ -114,3 +114,12 @@ def test_batchnorm_cumulative_average_and_no_tracking():
     untracked.eval()  # no running stats: batch statistics even in eval
     y = untracked(as_tensor(first)).numpy()
     np.testing.assert_allclose(y.mean(axis=0), 0, atol=1e-10)
+
+
+def test_batchnorm1d_on_sequences():
+    bn = nn.BatchNorm1d(3).double()
+    x = randn(4, 3, 5) * 3 + 2
+    y = bn(as_tensor(x))
+    assert y.shape == (4, 3, 5)
+    np.testing.assert_allclose(y.numpy().mean(axis=(0, 2)), 0, atol=1e-10)
+    np.testing.assert_allclose(bn.running_mean.numpy(), 0.1 * x.mean(axis=(0, 2)), rtol=1e-10)

@@ -99,7 +99,11 @@ class _BatchNorm(Module):
         use_batch_stats = self.training or self.running_mean is None
         # In training without tracking, pass no running stats so none are updated.
         track = not self.training or self.track_running_stats
-        return F.batch_norm(
+        # F.batch_norm takes (N, C) or (N, C, H, W): view a sequence (N, C, L) as (N, C, L, 1)
+        sequence_shape = tuple(x.shape) if x.ndim == 3 else None
+        if sequence_shape is not None:
+            x = F.reshape(x, *sequence_shape, 1)
+        out = F.batch_norm(
             x,
             self.running_mean if track else None,
             self.running_var if track else None,
@@ -109,6 +113,7 @@ class _BatchNorm(Module):
             average_factor,
             self.eps,
         )
+        return F.reshape(out, *sequence_shape) if sequence_shape is not None else out
 
     def extra_repr(self) -> str:
         return (
