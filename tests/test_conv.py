@@ -1,0 +1,148 @@
+"""conv2d: agrees with a direct loop, has correct gradients, explains bad shapes."""
+
+import numpy as np
+import pytest
+
+import tinycnn
+import tinycnn.functional as F
+
+
+def conv2d_loops(x, weight, bias, stride, padding, dilation, groups):
+    """The definition, one multiply-add at a time (the oracle for the tests)."""
+    n, c, h, w = x.shape
+    out_channels, group_channels, kh, kw = weight.shape
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw))
+    padded[:, :, ph:ph + h, pw:pw + w] = x
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((n, out_channels, oh, ow))
+    per_group = out_channels // groups
+    for b in range(n):
+        for o in range(out_channels):
+            first_channel = (o // per_group) * group_channels
+            for y in range(oh):
+                for z in range(ow):
+                    total = 0.0 if bias is None else bias[o]
+                    for ci in range(group_channels):
+                        for i in range(kh):
+                            for j in range(kw):
+                                total += padded[b, first_channel + ci, y * sh + i * dh, z * sw + j * dw] * weight[o, ci, i, j]
+                    out[b, o, y, z] = total
+    return out
+
+
+def random_configs(count, seed):
+    """Small random convolutions: strides 1-3, padding 0-2, dilation 1-2, groups 1/2/depthwise,
+    odd and non-square sizes and kernels, batch 1 included."""
+    rng = np.random.default_rng(seed)
+    configs = []
+    while len(configs) < count:
+        groups_kind = rng.choice(["one", "two", "depthwise"])
+        group_count = {"one": 1, "two": 2}.get(groups_kind, int(rng.integers(2, 4)))
+        c = group_count * int(rng.integers(1, 3)) if groups_kind != "depthwise" else group_count
+        o = group_count * int(rng.integers(1, 3)) if groups_kind != "depthwise" else group_count
+        kh, kw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        stride = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        padding = (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+        dilation = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        h, w = int(rng.integers(3, 8)), int(rng.integers(3, 8))
+        n = int(rng.integers(1, 3))
+        if dilation[0] * (kh - 1) + 1 > h + 2 * padding[0] or dilation[1] * (kw - 1) + 1 > w + 2 * padding[1]:
+            continue
+        configs.append(dict(n=n, c=c, h=h, w=w, o=o, groups=group_count, kernel=(kh, kw),
+                            stride=stride, padding=padding, dilation=dilation, bias=bool(rng.integers(0, 2))))
+    return configs
+
+
+def make_inputs(cfg, seed, dtype=np.float64, requires_grad=False):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"])).astype(dtype)
+    weight = rng.standard_normal((cfg["o"], cfg["c"] // cfg["groups"]) + cfg["kernel"]).astype(dtype)
+    bias = rng.standard_normal(cfg["o"]).astype(dtype) if cfg["bias"] else None
+    as_tensor = lambda a: None if a is None else tinycnn.tensor(a, dtype=dtype, requires_grad=requires_grad)
+    return x, weight, bias, as_tensor(x), as_tensor(weight), as_tensor(bias)
+
+
+def call(cfg, x, weight, bias):
+    return F.conv2d(x, weight, bias, stride=cfg["stride"], padding=cfg["padding"],
+                    dilation=cfg["dilation"], groups=cfg["groups"])
+
+
+@pytest.mark.parametrize("cfg", random_configs(30, seed=1), ids=lambda c: f"{c}")
+def test_forward_matches_loops(cfg):
+    x, weight, bias, tx, tw, tb = make_inputs(cfg, seed=2)
+    expected = conv2d_loops(x, weight, bias, cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"])
+    out = call(cfg, tx, tw, tb)
+    assert out.shape == expected.shape
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("cfg", random_configs(16, seed=3), ids=lambda c: f"{c}")
+def test_gradcheck(cfg):
+    _, _, _, tx, tw, tb = make_inputs(cfg, seed=4, requires_grad=True)
+    inputs = [tx, tw] + ([tb] if tb is not None else [])
+    assert tinycnn.gradcheck(lambda *t: call(cfg, *t[:2], t[2] if len(t) > 2 else None), inputs)
+
+
+def test_only_weight_gradient_when_input_is_constant():
+    cfg = dict(n=2, c=3, h=6, w=5, o=4, groups=1, kernel=(3, 3), stride=(1, 1), padding=(1, 1),
+               dilation=(1, 1), bias=True)
+    x, weight, bias, _, tw, tb = make_inputs(cfg, seed=5, requires_grad=True)
+    tx = tinycnn.tensor(x, dtype=np.float64)  # an image: needs no gradient
+    call(cfg, tx, tw, tb).sum().backward()
+    assert tx.grad is None and tw.grad is not None and tb.grad is not None
+    np.testing.assert_allclose(tb.grad.numpy(), np.full(4, 2 * 6 * 5))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_is_kept(dtype):
+    x = tinycnn.randn(2, 3, 8, 8, dtype=dtype, requires_grad=True)
+    w = tinycnn.randn(5, 3, 3, 3, dtype=dtype, requires_grad=True)
+    b = tinycnn.randn(5, dtype=dtype, requires_grad=True)
+    out = F.conv2d(x, w, b, padding=1)
+    assert out.dtype == dtype and out.shape == (2, 5, 8, 8)
+    out.sum().backward()
+    assert x.grad.dtype == w.grad.dtype == b.grad.dtype == dtype
+
+
+def test_float32_matches_float64():
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((4, 6, 14, 14)), rng.standard_normal((16, 6, 5, 5))
+    out32 = F.conv2d(tinycnn.tensor(x, dtype=np.float32), tinycnn.tensor(w, dtype=np.float32))
+    out64 = F.conv2d(tinycnn.tensor(x, dtype=np.float64), tinycnn.tensor(w, dtype=np.float64))
+    np.testing.assert_allclose(out32.numpy(), out64.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_pair_arguments_and_keywords():
+    x = tinycnn.randn(1, 2, 9, 7)
+    w = tinycnn.randn(3, 2, 3, 1)
+    out = F.conv2d(x, w, stride=(2, 1), padding=(1, 0), dilation=(2, 1))
+    assert out.shape == (1, 3, 4, 7)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kwargs, message", [
+    ((1, 3, 8, 8), (6, 1, 5, 5), {}, "conv2d: input has 3 channels, weight expects 1 (weight shape (6, 1, 5, 5))"),
+    ((3, 8, 8), (6, 3, 5, 5), {}, "conv2d: expected a 4-D input (N, C, H, W), got shape (3, 8, 8)"),
+    ((1, 3, 8, 8), (6, 3, 5), {}, "expected a 4-D weight"),
+    ((1, 3, 4, 4), (6, 3, 5, 5), {}, "kernel (5x5 with dilation (1, 1)) is larger than the padded input (4x4"),
+    ((1, 3, 4, 4), (6, 3, 3, 3), {"dilation": 2}, "kernel (5x5 with dilation (2, 2)) is larger"),
+    ((1, 4, 8, 8), (6, 1, 3, 3), {"groups": 2}, "input has 4 channels, weight expects 2"),
+    ((1, 4, 8, 8), (5, 2, 3, 3), {"groups": 2}, "out_channels 5 is not divisible by groups=2"),
+    ((1, 3, 8, 8), (6, 3, 3, 3), {"stride": 0}, "stride must be >= 1"),
+    ((1, 3, 8, 8), (6, 3, 3, 3), {"padding": -1}, "padding must be >= 0"),
+    ((1, 3, 8, 8), (6, 3, 3, 3), {"stride": (1, 2, 3)}, "stride must be an int or a pair"),
+    ((1, 3, 8, 8), (6, 3, 3, 3), {"groups": 0}, "groups must be a positive int"),
+])
+def test_shape_errors(x_shape, w_shape, kwargs, message):
+    with pytest.raises((ValueError, TypeError)) as info:
+        F.conv2d(tinycnn.zeros(*x_shape), tinycnn.zeros(*w_shape), **kwargs)
+    assert message in str(info.value)
+
+
+def test_bias_and_dtype_errors():
+    x, w = tinycnn.zeros(1, 3, 8, 8), tinycnn.zeros(6, 3, 3, 3)
+    with pytest.raises(ValueError, match=r"bias should have shape \(6,\), got \(5,\)"):
+        F.conv2d(x, w, tinycnn.zeros(5))
+    with pytest.raises(TypeError, match="input is float32 but weight is float64"):
+        F.conv2d(x, tinycnn.zeros(6, 3, 3, 3, dtype=np.float64))

@@ -1,0 +1,150 @@
+"""softmax, log_softmax and the cross-entropy loss, all numerically stable.
+
+softmax(x)_i = exp(x_i) / sum_j exp(x_j). Computed literally, exp(1000) is inf.
+Subtracting the row maximum first changes nothing mathematically (it cancels
+between numerator and denominator) but keeps every exponent <= 0::
+
+    log_softmax(x) = (x - max) - log(sum(exp(x - max)))
+
+cross_entropy fuses log_softmax and the negative log-likelihood into one
+Function, because its gradient is then simply ``softmax(logits) - target
+distribution``: no division by a tiny probability, nothing to overflow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import get_array_module
+from ..tensor import Function, Tensor
+
+__all__ = ["softmax", "log_softmax", "cross_entropy"]
+
+
+def _log_softmax(x, dim: int):
+    """Raw-array log_softmax along ``dim``, shifted by the maximum for stability."""
+    xp = get_array_module(x)
+    shifted = x - x.max(axis=dim, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """x: any shape -> same shape. Backward: g - softmax(x) * sum(g) along dim."""
+
+    def forward(self, x, dim):
+        self.dim = dim
+        self.out = _log_softmax(x, dim)
+        return self.out
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        return grad - xp.exp(self.out) * grad.sum(axis=self.dim, keepdims=True)
+
+
+class Softmax(Function):
+    """x: any shape -> same shape, summing to 1 along dim. Backward: y * (g - sum(g * y))."""
+
+    def forward(self, x, dim):
+        xp = get_array_module(x)
+        exps = xp.exp(x - x.max(axis=dim, keepdims=True))
+        self.dim = dim
+        self.out = exps / exps.sum(axis=dim, keepdims=True)
+        return self.out
+
+    def backward(self, grad):
+        y = self.out
+        return y * (grad - (grad * y).sum(axis=self.dim, keepdims=True))
+
+
+def _check_dim(name, x, dim):
+    if not -x.ndim <= dim < x.ndim:
+        raise ValueError(f"{name}: dim {dim} is out of range for a {x.ndim}-D input of shape {tuple(x.shape)}")
+    return dim % x.ndim
+
+
+def softmax(x: Tensor, dim: int) -> Tensor:
+    """Probabilities along ``dim``: non-negative, summing to 1."""
+    return Softmax.apply(x, dim=_check_dim("softmax", x, dim))
+
+
+def log_softmax(x: Tensor, dim: int) -> Tensor:
+    """log(softmax(x)) along ``dim``, computed without overflow or log(0)."""
+    return LogSoftmax.apply(x, dim=_check_dim("log_softmax", x, dim))
+
+
+class CrossEntropy(Function):
+    """logits: (N, C) float, target: (N,) int class indices -> () or (N,) loss.
+
+    With label smoothing eps, the target distribution of a sample with class y is
+    ``q = (1 - eps) * onehot(y) + eps / C`` (PyTorch's definition), so
+
+        loss = (1 - eps) * (-log_p[y]) + eps * mean_c(-log_p[c])
+
+    and d loss / d logits = softmax(logits) - q (times 1/N for the mean).
+    """
+
+    def forward(self, logits, target, label_smoothing, reduction):
+        xp = get_array_module(logits)
+        n, classes = logits.shape
+        log_probs = _log_softmax(logits, dim=1)
+        rows = xp.arange(n)
+        loss = -log_probs[rows, target]                                  # (N,) negative log-likelihood
+        if label_smoothing > 0:
+            loss = (1 - label_smoothing) * loss - label_smoothing * log_probs.mean(axis=1)
+        self.log_probs, self.target = log_probs, target
+        self.label_smoothing, self.reduction = label_smoothing, reduction
+        if reduction == "mean":
+            return loss.mean()
+        if reduction == "sum":
+            return loss.sum()
+        return loss
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        n, classes = self.log_probs.shape
+        smoothing = self.label_smoothing
+        grad_logits = xp.exp(self.log_probs)                             # softmax
+        grad_logits[xp.arange(n), self.target] -= 1 - smoothing           # minus q ...
+        if smoothing > 0:
+            grad_logits -= smoothing / classes                            # ... its uniform part
+        if self.reduction == "mean":
+            grad_logits *= grad / n
+        elif self.reduction == "sum":
+            grad_logits *= grad
+        else:
+            grad_logits *= grad[:, None]
+        return grad_logits, None
+
+
+def cross_entropy(logits: Tensor, target, label_smoothing: float = 0.0, reduction: str = "mean") -> Tensor:
+    """Cross-entropy between class scores and integer class labels.
+
+    Args:
+        logits: (N, C) unnormalized scores.
+        target: (N,) integer classes in [0, C) (a Tensor or an array).
+        label_smoothing: in [0, 1]; mixes the one-hot target with the uniform distribution.
+        reduction: "mean" (default), "sum", or "none" for the (N,) per-sample losses.
+    """
+    raw_target = target.data if isinstance(target, Tensor) else target
+    xp = get_array_module(logits.data if isinstance(logits, Tensor) else logits)
+    raw_target = xp.asarray(raw_target)
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy: expected logits of shape (N, C), got {tuple(logits.shape)}")
+    n, classes = logits.shape
+    if raw_target.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: target must hold integer class indices (e.g. int64), got {raw_target.dtype}")
+    if tuple(raw_target.shape) != (n,):
+        raise ValueError(f"cross_entropy: target should have shape ({n},) to match logits {tuple(logits.shape)}, "
+                         f"got {tuple(raw_target.shape)}")
+    if n > 0:
+        low, high = int(raw_target.min()), int(raw_target.max())
+        if low < 0 or high >= classes:
+            bad = low if low < 0 else high
+            raise ValueError(f"cross_entropy: target {bad} is out of range for {classes} classes "
+                             f"(expected values in [0, {classes - 1}])")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    return CrossEntropy.apply(logits, raw_target.astype(np.int64, copy=False),
+                              label_smoothing=float(label_smoothing), reduction=reduction)

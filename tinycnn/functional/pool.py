@@ -1,0 +1,202 @@
+"""Pooling: max, average, and adaptive (e.g. global) average over 2-D windows.
+
+A pooling window at output pixel (oh, ow) covers input rows
+``oh*SH .. oh*SH + KH - 1`` and columns ``ow*SW .. ow*SW + KW - 1`` (after
+padding). Instead of looping over windows, we loop over the KH * KW *offsets*
+inside a window: the pixels at offset (i, j) of every window form one strided
+view of the input, ``x[:, :, i::SH, j::SW]`` (cut to OH x OW). Each step is then
+one vectorized operation on a whole (N, C, OH, OW) array. The backward adds the
+gradient back through the same views.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import get_array_module
+from ..tensor import Function, Tensor
+from .im2col import conv_output_size, pair
+from .math import mean
+
+__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
+
+
+def _offset_view(padded, i: int, j: int, stride: tuple, out_size: tuple):
+    """The pixel at offset (i, j) of every window, a view: (N, C, Hp, Wp) -> (N, C, OH, OW)."""
+    (sh, sw), (oh, ow) = stride, out_size
+    return padded[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+
+
+def _pad(x, padding: tuple, value: float):
+    """(N, C, H, W) -> (N, C, H + 2*PH, W + 2*PW) filled with ``value`` around the image."""
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return x
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    padded = xp.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
+    padded[:, :, ph:ph + h, pw:pw + w] = x
+    return padded
+
+
+def _unpad(padded, padding: tuple):
+    ph, pw = padding
+    return padded[:, :, ph:padded.shape[2] - ph, pw:padded.shape[3] - pw]
+
+
+class MaxPool2d(Function):
+    """x: (N, C, H, W) -> (N, C, OH, OW), the largest value of every window.
+
+    The gradient of each output goes to the one input that was the maximum; on a
+    tie, to the first of them in row-major window order (as PyTorch on the CPU).
+    """
+
+    def forward(self, x, kernel_size, stride, padding, out_size):
+        xp = get_array_module(x)
+        padded = _pad(x, padding, -np.inf)  # padding never wins the max
+        kh, kw = kernel_size
+        out = _offset_view(padded, 0, 0, stride, out_size).copy()
+        # argmax[n, c, oh, ow] = which offset k = i*KW + j held the maximum (uint8 saves memory)
+        argmax = xp.zeros(out.shape, dtype=np.uint8 if kh * kw < 256 else np.int32)
+        for k in range(1, kh * kw):
+            candidate = _offset_view(padded, k // kw, k % kw, stride, out_size)
+            better = candidate > out  # strictly greater: a tie keeps the earlier maximum
+            xp.copyto(out, candidate, where=better)
+            argmax[better] = k
+        self.argmax = argmax
+        self.padded_shape = padded.shape
+        self.args = kernel_size, stride, padding, out_size
+        return out
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        (kh, kw), stride, padding, out_size = self.args
+        grad_padded = xp.zeros(self.padded_shape, dtype=grad.dtype)
+        for k in range(kh * kw):
+            window = _offset_view(grad_padded, k // kw, k % kw, stride, out_size)
+            window += xp.where(self.argmax == k, grad, 0)  # in place through the view
+        return _unpad(grad_padded, padding)
+
+
+class AvgPool2d(Function):
+    """x: (N, C, H, W) -> (N, C, OH, OW), the mean of every window.
+
+    Padded zeros count in the mean (PyTorch's default ``count_include_pad=True``),
+    so every window divides by KH * KW.
+    """
+
+    def forward(self, x, kernel_size, stride, padding, out_size):
+        xp = get_array_module(x)
+        padded = _pad(x, padding, 0.0)
+        kh, kw = kernel_size
+        out = xp.zeros(x.shape[:2] + tuple(out_size), dtype=x.dtype)
+        for k in range(kh * kw):
+            out += _offset_view(padded, k // kw, k % kw, stride, out_size)
+        out /= kh * kw
+        self.padded_shape = padded.shape
+        self.args = kernel_size, stride, padding, out_size
+        return out
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        (kh, kw), stride, padding, out_size = self.args
+        share = grad / (kh * kw)  # every input of a window gets an equal share
+        grad_padded = xp.zeros(self.padded_shape, dtype=grad.dtype)
+        for k in range(kh * kw):
+            window = _offset_view(grad_padded, k // kw, k % kw, stride, out_size)
+            window += share
+        return _unpad(grad_padded, padding)
+
+
+def _pool_args(name, x, kernel_size, stride, padding):
+    """Check a pooling call; return (kernel, stride, padding, output size) as pairs."""
+    if x.ndim != 4:
+        raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
+    kernel = pair(kernel_size, "kernel_size", name)
+    stride = kernel if stride is None else pair(stride, "stride", name)
+    padding = pair(padding, "padding", name)
+    if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0:
+        raise ValueError(f"{name}: kernel_size and stride must be >= 1 and padding >= 0, "
+                         f"got kernel_size={kernel}, stride={stride}, padding={padding}")
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{name}: padding should be at most half of the kernel size, "
+                         f"got padding={padding} for kernel_size={kernel}")
+    h, w = x.shape[2:]
+    if kernel[0] > h + 2 * padding[0] or kernel[1] > w + 2 * padding[1]:
+        raise ValueError(f"{name}: kernel {kernel[0]}x{kernel[1]} is larger than the padded input "
+                         f"{h + 2 * padding[0]}x{w + 2 * padding[1]} (input {h}x{w}, padding {padding})")
+    out_size = (conv_output_size(h, kernel[0], stride[0], padding[0]),
+                conv_output_size(w, kernel[1], stride[1], padding[1]))
+    return kernel, stride, padding, out_size
+
+
+def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
+    """Max over KH x KW windows. x: (N, C, H, W) -> (N, C, OH, OW).
+
+    ``stride`` defaults to ``kernel_size`` (non-overlapping windows); padding counts as -inf.
+    OH = floor((H + 2*padding - KH) / stride) + 1.
+    """
+    kernel, stride, padding, out_size = _pool_args("max_pool2d", x, kernel_size, stride, padding)
+    return MaxPool2d.apply(x, kernel_size=kernel, stride=stride, padding=padding, out_size=out_size)
+
+
+def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
+    """Mean over KH x KW windows (padded zeros count). x: (N, C, H, W) -> (N, C, OH, OW)."""
+    kernel, stride, padding, out_size = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
+    return AvgPool2d.apply(x, kernel_size=kernel, stride=stride, padding=padding, out_size=out_size)
+
+
+# --------------------------------------------------------------------------- adaptive
+def _adaptive_matrix(in_size: int, out_size: int) -> np.ndarray:
+    """(out_size, in_size) matrix whose row i averages input cells [start_i, end_i).
+
+    PyTorch's windows: start_i = floor(i * in / out), end_i = ceil((i + 1) * in / out).
+    """
+    matrix = np.zeros((out_size, in_size))
+    for i in range(out_size):
+        start, end = (i * in_size) // out_size, -((-(i + 1) * in_size) // out_size)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
+
+
+class AdaptiveAvgPool2d(Function):
+    """x: (N, C, H, W) -> (N, C, OH, OW) with windows chosen to cover the input.
+
+    A window is a rectangle of rows x columns, so its mean is separable: average
+    the rows with ``rows (OH, H)``, the columns with ``cols (OW, W)``:
+    ``out = rows @ x @ cols.T``, and the backward is ``rows.T @ grad @ cols``.
+    """
+
+    def forward(self, x, out_size):
+        xp = get_array_module(x)
+        self.rows = xp.asarray(_adaptive_matrix(x.shape[2], out_size[0]), dtype=x.dtype)
+        self.cols = xp.asarray(_adaptive_matrix(x.shape[3], out_size[1]), dtype=x.dtype)
+        return xp.einsum("ih,nchw,jw->ncij", self.rows, x, self.cols, optimize=True)
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        return xp.einsum("ih,ncij,jw->nchw", self.rows, grad, self.cols, optimize=True)
+
+
+def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
+    """Average pooling to a fixed output size. x: (N, C, H, W) -> (N, C, OH, OW).
+
+    ``output_size`` is an int or a pair (None keeps that input size).
+    ``output_size=1`` is global average pooling, as at the end of a ResNet.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"adaptive_avg_pool2d: expected a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
+    h, w = x.shape[2:]
+    if isinstance(output_size, int) or output_size is None:
+        output_size = (output_size, output_size)
+    out_h, out_w = (h if output_size[0] is None else output_size[0],
+                    w if output_size[1] is None else output_size[1])
+    out_h, out_w = pair((out_h, out_w), "output_size", "adaptive_avg_pool2d")
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be >= 1, got {output_size}")
+    if (out_h, out_w) == (1, 1):
+        return mean(x, axis=(2, 3), keepdims=True)  # global pooling: one mean per channel
+    if h % out_h == 0 and w % out_w == 0:
+        kernel = (h // out_h, w // out_w)  # even split: plain non-overlapping windows
+        return avg_pool2d(x, kernel, kernel)
+    return AdaptiveAvgPool2d.apply(x, out_size=(out_h, out_w))

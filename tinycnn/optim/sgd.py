@@ -1,0 +1,72 @@
+"""SGD: stochastic gradient descent with momentum, dampening, Nesterov and weight decay."""
+
+from __future__ import annotations
+
+from .. import backend
+from ..tensor import no_grad
+from .optimizer import Optimizer, required
+
+__all__ = ["SGD"]
+
+
+class SGD(Optimizer):
+    """Gradient descent, PyTorch's formulation. For each parameter ``p`` with gradient ``g``::
+
+        g = g + weight_decay * p                  # L2 penalty, if weight_decay != 0
+        if momentum != 0:
+            buf = g                               # first step: the gradient itself
+            buf = momentum * buf + (1 - dampening) * g   # later steps
+            g = g + momentum * buf if nesterov else buf
+        p = p - lr * g
+
+    Note the first-step rule: the buffer starts as the gradient, not as
+    ``(1 - dampening) * g``.
+
+    Args:
+        params: Parameters or parameter-group dicts.
+        lr: learning rate (required).
+        momentum, dampening, weight_decay: floats, 0 by default.
+        nesterov: Nesterov momentum (needs momentum > 0 and dampening 0).
+    """
+
+    def __init__(self, params, lr=required, momentum: float = 0, dampening: float = 0,
+                 nesterov: bool = False, weight_decay: float = 0):
+        if lr is not required and lr < 0.0:
+            raise ValueError(f"SGD: invalid learning rate {lr} (expected >= 0)")
+        if momentum < 0.0:
+            raise ValueError(f"SGD: invalid momentum {momentum} (expected >= 0)")
+        if weight_decay < 0.0:
+            raise ValueError(f"SGD: invalid weight_decay {weight_decay} (expected >= 0)")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError(f"SGD: Nesterov momentum needs momentum > 0 and dampening = 0, got {momentum} and {dampening}")
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
+        super().__init__(params, defaults)
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient (in place).
+
+        ``closure`` (optional) recomputes and returns the loss; its value is returned.
+        """
+        loss = self._evaluate(closure)
+        with no_grad():
+            for group in self.param_groups:
+                lr, momentum = group["lr"], group["momentum"]
+                dampening, weight_decay, nesterov = group["dampening"], group["weight_decay"], group["nesterov"]
+                for param in group["params"]:
+                    if param.grad is None:
+                        continue
+                    p, grad = param.data, param.grad.data
+                    xp = backend.get_array_module(p)
+                    if weight_decay != 0:
+                        grad = grad + weight_decay * p  # a new array: p.grad stays as backward left it
+                    if momentum != 0:
+                        state = self.state.setdefault(param, {})
+                        buf = state.get("momentum_buffer")
+                        if buf is None:
+                            buf = state["momentum_buffer"] = grad.copy()
+                        else:
+                            xp.multiply(buf, momentum, out=buf)
+                            buf += (1 - dampening) * grad
+                        grad = grad + momentum * buf if nesterov else buf
+                    p -= lr * grad  # in place: the parameter's array object never changes
+        return loss
