@@ -1,0 +1,149 @@
+"""Time conv2d at the shapes of LeNet-5 and ResNet-20, against PyTorch when installed.
+
+    python benchmarks/layers.py                  # CPU, 2 threads
+    python benchmarks/layers.py --threads 4
+    python benchmarks/layers.py --device cuda
+
+For each layer: forward, and forward + backward, in milliseconds (median of
+--repeats runs after --warmup runs) and achieved GFLOP/s, for tinycnn and
+PyTorch (float32, the same thread count), and PyTorch's time / tinycnn's time
+("speed": above 1 means tinycnn is faster). The first layer of each network
+gets no input gradient, as in training (images need none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+# (name, batch, in_channels, height/width, out_channels, kernel, padding, needs input gradient)
+LAYERS = [
+    ("lenet.conv1", 256, 1, 28, 6, 5, 2, False),
+    ("lenet.conv2", 256, 6, 14, 16, 5, 0, True),
+    ("resnet20.stage1", 128, 16, 32, 16, 3, 1, True),
+    ("resnet20.stage2", 128, 32, 16, 32, 3, 1, True),
+    ("resnet20.stage3", 128, 64, 8, 64, 3, 1, True),
+]
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--threads", type=int, default=2, help="BLAS / PyTorch threads (CPU)")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    return parser.parse_args()
+
+
+def median_ms(fn, repeats, warmup, sync):
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def conv_flops(batch, c, size, o, k, pad):
+    out = size + 2 * pad - k + 1
+    return 2.0 * batch * o * c * k * k * out * out
+
+
+def time_tinycnn(layer, args):
+    import numpy as np
+
+    import tinycnn
+    import tinycnn.functional as F
+
+    name, n, c, size, o, k, pad, input_grad = layer
+    device = "cuda" if args.device == "cuda" else "cpu"
+    x = tinycnn.randn(n, c, size, size, device=device, requires_grad=input_grad)
+    w = tinycnn.randn(o, c, k, k, device=device, requires_grad=True)
+    b = tinycnn.randn(o, device=device, requires_grad=True)
+    grad = tinycnn.randn(n, o, size + 2 * pad - k + 1, size + 2 * pad - k + 1, device=device)
+    if device == "cuda":
+        import cupy
+        sync = cupy.cuda.Device().synchronize
+    else:
+        sync = lambda: None
+
+    def forward():
+        with tinycnn.no_grad():
+            F.conv2d(x, w, b, padding=pad)
+
+    def forward_backward():
+        x.grad = w.grad = b.grad = None
+        F.conv2d(x, w, b, padding=pad).backward(grad)
+
+    assert F.conv2d(x, w, b, padding=pad).dtype == np.float32
+    return median_ms(forward, args.repeats, args.warmup, sync), median_ms(forward_backward, args.repeats, args.warmup, sync)
+
+
+def time_torch(layer, args, torch):
+    name, n, c, size, o, k, pad, input_grad = layer
+    device = "cuda" if args.device == "cuda" else "cpu"
+    conv = torch.nn.Conv2d(c, o, k, padding=pad).to(device)
+    x = torch.randn(n, c, size, size, device=device, requires_grad=input_grad)
+    grad = torch.randn(n, o, size + 2 * pad - k + 1, size + 2 * pad - k + 1, device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def forward():
+        with torch.no_grad():
+            conv(x)
+
+    def forward_backward():
+        x.grad = None
+        conv.zero_grad(set_to_none=True)
+        conv(x).backward(grad)
+
+    return median_ms(forward, args.repeats, args.warmup, sync), median_ms(forward_backward, args.repeats, args.warmup, sync)
+
+
+def main():
+    args = parse_args()
+    # BLAS reads its thread count when NumPy is first imported: set it before.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    import numpy as np
+
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            torch = None
+
+    print(f"conv2d, float32, device={args.device}, threads={args.threads}, NumPy {np.__version__}"
+          + (f", PyTorch {torch.__version__}" if torch else ", PyTorch not installed"))
+    print(f"median of {args.repeats} runs after {args.warmup} warm-up runs; "
+          "speed = PyTorch time / tinycnn time (>1: tinycnn faster)\n")
+    header = f"{'layer':<17}{'shape (N,C,H->O,k)':<22}{'tinycnn fwd':>16}{'tinycnn fwd+bwd':>18}"
+    if torch:
+        header += f"{'torch fwd':>16}{'torch fwd+bwd':>17}{'speed fwd':>11}{'speed f+b':>11}"
+    print(header)
+    print("-" * len(header))
+    for layer in LAYERS:
+        name, n, c, size, o, k, pad, input_grad = layer
+        flops = conv_flops(n, c, size, o, k, pad)
+        flops_fb = flops * (3 if input_grad else 2)  # backward: weight GEMM (+ input GEMM)
+        fwd, fb = time_tinycnn(layer, args)
+        cell = lambda ms, fl: f"{ms:7.2f}ms {fl / ms / 1e6:5.1f}GF"
+        line = f"{name:<17}{f'{n},{c},{size}->{o},{k}x{k}':<22}{cell(fwd, flops):>16}{cell(fb, flops_fb):>18}"
+        if torch:
+            t_fwd, t_fb = time_torch(layer, args, torch)
+            line += f"{cell(t_fwd, flops):>16}{cell(t_fb, flops_fb):>17}{t_fwd / fwd:>10.2f}x{t_fb / fb:>10.2f}x"
+        print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
