@@ -131,15 +131,18 @@ def main():
         header += f"{'torch fwd':>16}{'torch fwd+bwd':>17}{'speed fwd':>11}{'speed f+b':>11}"
     print(header)
     print("-" * len(header))
-    for layer in LAYERS:
+    # All tinycnn runs first, then all PyTorch runs: PyTorch's OpenMP threads keep
+    # spinning for a while after each op and would slow down whatever runs next.
+    ours = [time_tinycnn(layer, args) for layer in LAYERS]
+    theirs = [time_torch(layer, args, torch) for layer in LAYERS] if torch else [None] * len(LAYERS)
+    cell = lambda ms, fl: f"{ms:7.2f}ms {fl / ms / 1e6:5.1f}GF"
+    for layer, (fwd, fb), torch_times in zip(LAYERS, ours, theirs):
         name, n, c, size, o, k, pad, input_grad = layer
         flops = conv_flops(n, c, size, o, k, pad)
         flops_fb = flops * (3 if input_grad else 2)  # backward: weight GEMM (+ input GEMM)
-        fwd, fb = time_tinycnn(layer, args)
-        cell = lambda ms, fl: f"{ms:7.2f}ms {fl / ms / 1e6:5.1f}GF"
         line = f"{name:<17}{f'{n},{c},{size}->{o},{k}x{k}':<22}{cell(fwd, flops):>16}{cell(fb, flops_fb):>18}"
-        if torch:
-            t_fwd, t_fb = time_torch(layer, args, torch)
+        if torch_times:
+            t_fwd, t_fb = torch_times
             line += f"{cell(t_fwd, flops):>16}{cell(t_fb, flops_fb):>17}{t_fwd / fwd:>10.2f}x{t_fb / fb:>10.2f}x"
         print(line, flush=True)
     return 0
