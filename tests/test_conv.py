@@ -78,7 +78,7 @@ def test_forward_matches_loops(cfg):
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("cfg", random_configs(16, seed=3), ids=lambda c: f"{c}")
+@pytest.mark.parametrize("cfg", random_configs(30, seed=3), ids=lambda c: f"{c}")
 def test_gradcheck(cfg):
     _, _, _, tx, tw, tb = make_inputs(cfg, seed=4, requires_grad=True)
     inputs = [tx, tw] + ([tb] if tb is not None else [])
