@@ -3,6 +3,7 @@
     python benchmarks/layers.py                  # CPU, 2 threads
     python benchmarks/layers.py --threads 4
     python benchmarks/layers.py --device cuda
+    python benchmarks/layers.py --keep-freed-memory   # glibc keeps freed memory (fewer page faults)
 
 For each layer: forward, and forward + backward, in milliseconds (median of
 --repeats runs after --warmup runs) and achieved GFLOP/s, for tinycnn and
@@ -36,7 +37,33 @@ def parse_args():
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="tell glibc malloc to keep freed memory for reuse (see keep_freed_memory)")
     return parser.parse_args()
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc reuse freed memory instead of returning it to the OS.
+
+    NumPy allocates a fresh array for every intermediate result. By default glibc
+    serves big blocks (over ~32 MB, and smaller ones after a trim) straight from
+    the OS, and the OS zero-fills every new 4 KB page on first touch, so each
+    large temporary costs a page-fault pass before any arithmetic. With mmap off
+    and a huge trim threshold, freed blocks stay in the process and get reused.
+    Same effect as starting Python with
+    GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296.
+    Returns False where glibc's mallopt is unavailable (macOS, Windows, musl).
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def median_ms(fn, repeats, warmup, sync):
@@ -114,6 +141,9 @@ def main():
         os.environ[var] = str(args.threads)
     import numpy as np
 
+    malloc_note = ""
+    if args.keep_freed_memory:
+        malloc_note = ", malloc keeps freed memory" if keep_freed_memory() else ", (mallopt unavailable)"
     torch = None
     if not args.no_torch:
         try:
@@ -122,8 +152,8 @@ def main():
         except ImportError:
             torch = None
 
-    print(f"conv2d, float32, device={args.device}, threads={args.threads}, NumPy {np.__version__}"
-          + (f", PyTorch {torch.__version__}" if torch else ", PyTorch not installed"))
+    torch_note = f", PyTorch {torch.__version__}" if torch else (", PyTorch skipped" if args.no_torch else ", PyTorch not installed")
+    print(f"conv2d, float32, device={args.device}, threads={args.threads}, NumPy {np.__version__}{torch_note}{malloc_note}")
     print(f"median of {args.repeats} runs after {args.warmup} warm-up runs; "
           "speed = PyTorch time / tinycnn time (>1: tinycnn faster)\n")
     header = f"{'layer':<17}{'shape (N,C,H->O,k)':<22}{'tinycnn fwd':>16}{'tinycnn fwd+bwd':>18}"
