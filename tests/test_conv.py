@@ -78,7 +78,7 @@ def test_forward_matches_loops(cfg):
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("cfg", random_configs(16, seed=3), ids=lambda c: f"{c}")
+@pytest.mark.parametrize("cfg", random_configs(30, seed=3), ids=lambda c: f"{c}")
 def test_gradcheck(cfg):
     _, _, _, tx, tw, tb = make_inputs(cfg, seed=4, requires_grad=True)
     inputs = [tx, tw] + ([tb] if tb is not None else [])
@@ -146,3 +146,42 @@ def test_bias_and_dtype_errors():
         F.conv2d(x, w, tinycnn.zeros(5))
     with pytest.raises(TypeError, match="input is float32 but weight is float64"):
         F.conv2d(x, tinycnn.zeros(6, 3, 3, 3, dtype=np.float64))
+
+
+@pytest.mark.parametrize("cfg", random_configs(6, seed=7), ids=lambda c: f"{c}")
+def test_col2im_is_the_adjoint_of_im2col(cfg):
+    """<im2col(x), cols> == <x, col2im(cols)>: the property that makes col2im the right backward."""
+    from tinycnn.functional.im2col import ConvGeometry, col2im, im2col
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"]))
+    geometry = ConvGeometry(x.shape, cfg["kernel"], cfg["stride"], cfg["padding"], cfg["dilation"])
+    cols_shape = im2col(x, geometry).shape
+    oh, ow = geometry.out_size
+    # garbage wide-row columns (if any) must be zero for col2im, as the conv backward makes them
+    cols = rng.standard_normal((cols_shape[0], oh, cfg["n"], geometry.row_width))
+    cols[..., ow:] = 0
+    cols = cols.reshape(cols_shape)
+    lhs = (im2col(x, geometry) * cols).sum()
+    rhs = (x * col2im(cols, geometry)).sum()
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-10)
+
+
+def test_non_contiguous_input():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((5, 7, 3, 2))  # (H, W, C, N): a transposed view below
+    w = rng.standard_normal((4, 3, 3, 3))
+    tx = tinycnn.tensor(x, dtype=np.float64, requires_grad=True)
+    out = F.conv2d(tx.permute(3, 2, 0, 1), tinycnn.tensor(w, dtype=np.float64), padding=1)
+    expected = conv2d_loops(x.transpose(3, 2, 0, 1), w, None, (1, 1), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-10)
+    out.sum().backward()
+    assert tx.grad.shape == x.shape
+
+
+def test_lenet_and_resnet_shapes():
+    """The layer shapes the benchmark times, at a small batch."""
+    assert F.conv2d(tinycnn.randn(2, 1, 28, 28), tinycnn.randn(6, 1, 5, 5), padding=2).shape == (2, 6, 28, 28)
+    assert F.conv2d(tinycnn.randn(2, 6, 14, 14), tinycnn.randn(16, 6, 5, 5)).shape == (2, 16, 10, 10)
+    assert F.conv2d(tinycnn.randn(2, 16, 32, 32), tinycnn.randn(32, 16, 3, 3), stride=2, padding=1).shape == (2, 32, 16, 16)
+    assert F.conv2d(tinycnn.randn(2, 16, 32, 32), tinycnn.randn(32, 16, 1, 1), stride=2).shape == (2, 32, 16, 16)

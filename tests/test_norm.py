@@ -111,3 +111,11 @@ def test_errors(call, message):
     with pytest.raises(ValueError) as info:
         call()
     assert message in str(info.value)
+
+
+def test_float32_running_stats_stay_float32_with_float64_input():
+    x = tinycnn.randn(8, 3, dtype=np.float64)
+    rm, rv = tinycnn.zeros(3), tinycnn.ones(3)
+    F.batch_norm(x, rm, rv, training=True)
+    assert rm.dtype == np.float32 and rv.dtype == np.float32
+    np.testing.assert_allclose(rm.numpy(), 0.1 * x.numpy().mean(axis=0), rtol=1e-5)

@@ -8,22 +8,34 @@ GEMM, which BLAS (CPU) or cuBLAS (GPU) runs at close to peak speed.
 came from (a pixel inside several windows collects several contributions). It
 turns the gradient of the columns into the gradient of the input.
 
-Layout, "batch last". The columns are ordered (OH, OW, N), batch innermost:
-``cols[(c, kh, kw), (oh, ow, n)]``. We first copy the input once into a
-padded (C, H, W, N) array. Then every copy below moves runs of N (or OW * N)
-contiguous numbers, and the col2im accumulation adds long contiguous runs too.
-With the batch in the middle (N, C, H, W), the innermost runs would be only
-OW numbers long, and NumPy's per-run overhead would dominate for small images.
+Both loop only over the KH * KW kernel offsets, never over pixels or images:
+the pixels at offset (i, j) of all windows form one strided *view* of the
+input, so each step is one vectorized copy or add.
 
-Both functions loop only over the KH * KW kernel offsets, never over pixels or
-batch items; each step is one vectorized strided copy or add.
+Memory layout (chosen for speed, measured in benchmarks/layers.py)
+-----------------------------------------------------------------
+NumPy copies and adds fast when the innermost contiguous runs are long. So:
+
+1. The padded input is stored as (C, H, N, W): one image row of every image
+   next to each other. Converting from (N, C, H, W) moves whole rows.
+2. The windows are ordered (out_row, image, out_col): cols is
+   (C*KH*KW, OH * N * RW).
+3. The "wide row" trick (stride 1 along W): we compute RW = Wp (the full padded
+   width) output columns per row instead of OW. The extra KW-1 columns are
+   garbage (their windows run over the row's end) and are dropped, but now a
+   window row of all N images is ONE contiguous run in memory, and so is the
+   whole (out_row, image, out_col) block when the stride along H is 1 too.
+   im2col then copies, and col2im adds, runs of OH*N*Wp numbers instead of OW.
+   The price: Wp/OW times more columns (1.06x for 32x32 with 3x3 padding 1).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..backend import get_array_module
 
-__all__ = ["pair", "conv_output_size", "im2col", "col2im"]
+__all__ = ["pair", "conv_output_size", "ConvGeometry", "im2col", "col2im", "columns_to_nchw", "nchw_to_columns"]
 
 
 def pair(value, name: str = "argument", op: str = "conv2d") -> tuple:
@@ -44,61 +56,126 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def _pad_batch_last(x, padding):
-    """x: (N, C, H, W) -> (C, H + 2*PH, W + 2*PW, N), zeros around the image."""
-    xp = get_array_module(x)
-    n, c, h, w = x.shape
-    ph, pw = padding
-    if ph == 0 and pw == 0:
-        return xp.ascontiguousarray(x.transpose(1, 2, 3, 0))
-    padded = xp.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=x.dtype)
-    padded[:, ph:ph + h, pw:pw + w, :] = x.transpose(1, 2, 3, 0)
-    return padded
+@dataclass(frozen=True)
+class ConvGeometry:
+    """All sizes of one convolution: input (N, C, H, W), kernel (KH, KW), stride, padding, dilation."""
+
+    x_shape: tuple
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+
+    @property
+    def out_size(self) -> tuple:
+        """(OH, OW)."""
+        return tuple(conv_output_size(self.x_shape[2 + a], self.kernel[a], self.stride[a], self.padding[a],
+                                      self.dilation[a]) for a in (0, 1))
+
+    @property
+    def wide_rows(self) -> bool:
+        """Use the wide-row trick (possible when the stride along W is 1)."""
+        return self.stride[1] == 1
+
+    @property
+    def row_width(self) -> int:
+        """RW, output columns computed per row: the padded width Wp with wide rows, else OW."""
+        return self.x_shape[3] + 2 * self.padding[1] if self.wide_rows else self.out_size[1]
+
+    @property
+    def padded_shape(self) -> tuple:
+        """(C, Hp, N, Wp), plus one spare zero row that a wide row of the last window reads into."""
+        n, c, h, w = self.x_shape
+        return (c, h + 2 * self.padding[0] + int(self.wide_rows), n, w + 2 * self.padding[1])
 
 
-def im2col(x, kernel_size: tuple, stride: tuple, padding: tuple, dilation: tuple):
+def _windows(padded, geometry: ConvGeometry):
+    """A view of padded (C, Hp, N, Wp) as (C, KH, KW, OH, N, RW); nothing is copied.
+
+    ``windows[c, i, j, y, n, x] = padded[c, y*SH + i*DH, n, x*SW + j*DW]``: the
+    pixel at kernel offset (i, j) of window (y, x) of image n. Strides say how
+    many bytes one step along each axis skips, so one array can be seen as
+    another without copying (and must be used with care: NumPy does not check
+    that a strided view stays inside the array, which is what the spare row is for).
+    """
+    xp = get_array_module(padded)
+    c, _, n, _ = padded.shape
+    (kh, kw), (sh, sw), (dh, dw) = geometry.kernel, geometry.stride, geometry.dilation
+    stride_c, stride_row, stride_n, stride_col = padded.strides
+    return xp.lib.stride_tricks.as_strided(
+        padded,
+        shape=(c, kh, kw, geometry.out_size[0], n, geometry.row_width),
+        strides=(stride_c, stride_row * dh, stride_col * dw, stride_row * sh, stride_n, stride_col * sw),
+    )
+
+
+def im2col(x, geometry: ConvGeometry):
     """Copy every sliding window of ``x`` into a column.
 
-    x: (N, C, H, W) -> cols (C*KH*KW, OH*OW*N)
-
-    ``cols[(c, kh, kw), (oh, ow, n)] = x_padded[n, c, oh*SH + kh*DH, ow*SW + kw*DW]``.
+    x: (N, C, H, W) -> cols (C*KH*KW, OH*N*RW), rows ordered (c, i, j), columns (y, n, x).
     """
     xp = get_array_module(x)
     n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
-    oh = conv_output_size(h, kh, sh, padding[0], dh)
-    ow = conv_output_size(w, kw, sw, padding[1], dw)
-    padded = _pad_batch_last(x, padding)  # (C, Hp, Wp, N)
-    # A view, no copy yet: windows[c, i, j, y, x, n] is pixel (y*SH + i*DH, x*SW + j*DW)
-    # of channel c, image n. Strides tell NumPy how many bytes one step along each axis skips.
-    stride_c, stride_h, stride_w, stride_n = padded.strides
-    windows = xp.lib.stride_tricks.as_strided(
-        padded,
-        shape=(c, kh, kw, oh, ow, n),
-        strides=(stride_c, stride_h * dh, stride_w * dw, stride_h * sh, stride_w * sw, stride_n),
-    )
-    # The one copy that makes the view a matrix (a no-op for a 1x1, stride-1 kernel).
-    return xp.ascontiguousarray(windows).reshape(c * kh * kw, oh * ow * n)
+    ph, pw = geometry.padding
+    padded = xp.zeros(geometry.padded_shape, dtype=x.dtype)
+    padded[:, ph:ph + h, :, pw:pw + w] = x.transpose(1, 2, 0, 3)  # (N, C, H, W) -> (C, H, N, W)
+    kh, kw = geometry.kernel
+    # The one copy that makes the view a matrix.
+    return xp.ascontiguousarray(_windows(padded, geometry)).reshape(c * kh * kw, -1)
 
 
-def col2im(cols, x_shape: tuple, kernel_size: tuple, stride: tuple, padding: tuple, dilation: tuple):
-    """Add every column back onto the pixels of its window (the adjoint of im2col).
+def col2im(cols, geometry: ConvGeometry):
+    """Add every column back onto the pixels of its window: the adjoint of im2col.
 
-    cols: (C*KH*KW, OH*OW*N) -> (N, C, H, W)
+    cols: (C*KH*KW, OH*N*RW) -> (N, C, H, W)
+
+    Columns of wide-row garbage windows must be zero (``nchw_to_columns`` makes
+    the gradient so), since they are added too.
     """
     xp = get_array_module(cols)
-    n, c, h, w = x_shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
-    oh = conv_output_size(h, kh, sh, ph, dh)
-    ow = conv_output_size(w, kw, sw, pw, dw)
-    cols = cols.reshape(c, kh, kw, oh, ow, n)
-    padded = xp.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=cols.dtype)
+    n, c, h, w = geometry.x_shape
+    (kh, kw), (ph, pw) = geometry.kernel, geometry.padding
+    padded = xp.zeros(geometry.padded_shape, dtype=cols.dtype)
+    windows = _windows(padded, geometry)  # writable view of `padded`
+    cols = cols.reshape(c, kh, kw, geometry.out_size[0], n, geometry.row_width)
     for i in range(kh):
         for j in range(kw):
-            # The pixels that kernel offset (i, j) touched, as a strided view of `padded`.
-            # Windows overlap, so we must add, not assign. Writing through a named view
-            # (`window += ...`) updates `padded` in place without a temporary copy.
-            window = padded[:, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw, :]
-            window += cols[:, i, j]
-    image = padded[:, ph:ph + h, pw:pw + w, :]  # drop the padding
-    return xp.ascontiguousarray(image.transpose(3, 0, 1, 2))
+            # Windows overlap, so add, not assign. `view += ...` writes into `padded`.
+            # (Within one offset (i, j) no two windows share a pixel, so the add is safe.)
+            view = windows[:, i, j]
+            view += cols[:, i, j]
+    image = padded[:, ph:ph + h, :, pw:pw + w]  # drop the padding: (C, H, N, W)
+    return xp.ascontiguousarray(image.transpose(2, 0, 1, 3))
+
+
+def columns_to_nchw(out_columns, geometry: ConvGeometry, bias=None):
+    """The GEMM's output back to an image batch, adding the bias on the way.
+
+    out_columns: (O, OH*N*RW) -> (N, O, OH, OW); garbage wide-row columns are dropped.
+    """
+    xp = get_array_module(out_columns)
+    n = geometry.x_shape[0]
+    out_channels = out_columns.shape[0]
+    oh, ow = geometry.out_size
+    rows = out_columns.reshape(out_channels, oh, n, geometry.row_width)[..., :ow]
+    rows = rows.transpose(2, 0, 1, 3)  # (N, O, OH, OW), a view
+    out = xp.empty((n, out_channels, oh, ow), dtype=out_columns.dtype)
+    if bias is None:
+        out[...] = rows
+    else:
+        xp.add(rows, bias.reshape(1, out_channels, 1, 1), out=out)  # the copy we need anyway adds the bias
+    return out
+
+
+def nchw_to_columns(grad, geometry: ConvGeometry):
+    """The inverse layout change, for the output's gradient.
+
+    grad: (N, O, OH, OW) -> (O, OH*N*RW), zero in the garbage wide-row columns.
+    """
+    xp = get_array_module(grad)
+    n, out_channels, oh, ow = grad.shape
+    if geometry.row_width == ow:
+        return xp.ascontiguousarray(grad.transpose(1, 2, 0, 3)).reshape(out_channels, -1)
+    columns = xp.zeros((out_channels, oh, n, geometry.row_width), dtype=grad.dtype)
+    columns[..., :ow] = grad.transpose(1, 2, 0, 3)
+    return columns.reshape(out_channels, -1)

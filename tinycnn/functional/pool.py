@@ -49,6 +49,9 @@ class MaxPool2d(Function):
 
     The gradient of each output goes to the one input that was the maximum; on a
     tie, to the first of them in row-major window order (as PyTorch on the CPU).
+    The forward keeps no argmax: the backward finds the maxima again by comparing
+    each offset with the output (plain comparisons are much faster in NumPy than
+    the masked updates that tracking an argmax in the forward would take).
     """
 
     def forward(self, x, kernel_size, stride, padding, out_size):
@@ -56,25 +59,23 @@ class MaxPool2d(Function):
         padded = _pad(x, padding, -np.inf)  # padding never wins the max
         kh, kw = kernel_size
         out = _offset_view(padded, 0, 0, stride, out_size).copy()
-        # argmax[n, c, oh, ow] = which offset k = i*KW + j held the maximum (uint8 saves memory)
-        argmax = xp.zeros(out.shape, dtype=np.uint8 if kh * kw < 256 else np.int32)
         for k in range(1, kh * kw):
-            candidate = _offset_view(padded, k // kw, k % kw, stride, out_size)
-            better = candidate > out  # strictly greater: a tie keeps the earlier maximum
-            xp.copyto(out, candidate, where=better)
-            argmax[better] = k
-        self.argmax = argmax
-        self.padded_shape = padded.shape
+            xp.maximum(out, _offset_view(padded, k // kw, k % kw, stride, out_size), out=out)
+        self.padded, self.out = padded, out
         self.args = kernel_size, stride, padding, out_size
         return out
 
     def backward(self, grad):
         xp = get_array_module(grad)
         (kh, kw), stride, padding, out_size = self.args
-        grad_padded = xp.zeros(self.padded_shape, dtype=grad.dtype)
+        grad_padded = xp.zeros(self.padded.shape, dtype=grad.dtype)
+        unclaimed = xp.ones(self.out.shape, dtype=bool)  # windows whose maximum is not found yet
         for k in range(kh * kw):
+            is_max = _offset_view(self.padded, k // kw, k % kw, stride, out_size) == self.out
+            is_max &= unclaimed       # on a tie, only the first maximum gets the gradient
+            unclaimed &= ~is_max
             window = _offset_view(grad_padded, k // kw, k % kw, stride, out_size)
-            window += xp.where(self.argmax == k, grad, 0)  # in place through the view
+            window += grad * is_max   # in place through the view
         return _unpad(grad_padded, padding)
 
 
