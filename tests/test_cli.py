@@ -13,9 +13,8 @@ from tinycnn.cli import main
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cli-run")
-    code = main(["train", "--train-size", "1500", "--val-split", "200", "--epochs", "4", "--out", str(out), "--quiet"])
+def run_dir(shapes_run):
+    out, code = shapes_run
     assert code == 0
     return out
 
@@ -41,7 +40,7 @@ def test_console_script_is_installed():
 
 def test_train_writes_a_run(run_dir, capsys):
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["test_accuracy"] > 0.8
+    assert metrics["test_accuracy"] >= 0.85
     assert (run_dir / "checkpoint.npz").exists()
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tinycnn
-from tinycnn import models
+from tinycnn import models, runner
 from tinycnn.runner import RunConfig, load_checkpoint, model_from_checkpoint, run_training
 from tinycnn.serialization import CheckpointError, load, save
 
@@ -14,18 +14,16 @@ QUICK = dict(dataset="shapes", train_size=600, val_split=100, batch_size=50, pro
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """One short training run, shared by the tests that only read its outputs."""
-    out = tmp_path_factory.mktemp("run")
-    metrics = run_training(RunConfig(dataset="shapes", train_size=2000, val_split=200, epochs=4, out=str(out),
-                                     progress=False))
-    return out, metrics
+def trained_run(shapes_run):
+    out, code = shapes_run
+    assert code == 0
+    return out, json.loads((out / "metrics.json").read_text())
 
 
 def test_training_on_shapes_reaches_a_set_accuracy(trained_run):
     out, metrics = trained_run
     assert metrics["test_accuracy"] >= 0.85, metrics
-    assert metrics["epochs"] == 4
+    assert metrics["epochs"] == 5
     assert metrics["train_seconds"] > 0 and metrics["images_per_second"] > 0
 
 
@@ -35,7 +33,7 @@ def test_run_directory_holds_outputs_and_plots(trained_run):
     for key in ("test_accuracy", "test_loss", "epochs", "train_seconds", "images_per_second"):
         assert key in saved
     history = json.loads((out / "history.json").read_text())
-    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5]
     assert all("val_accuracy" in r and "train_loss" in r for r in history)
     for name in ("curves.png", "confusion_matrix.png", "predictions.png"):
         path = out / name
@@ -46,18 +44,37 @@ def test_run_directory_holds_outputs_and_plots(trained_run):
 def test_checkpoint_reloads_the_best_model(trained_run):
     out, metrics = trained_run
     checkpoint = load_checkpoint(out)
-    assert checkpoint["fit_state"]["epoch"] == 4
+    assert checkpoint["fit_state"]["epoch"] == 5
     assert checkpoint["meta"]["classes"] == list(tinycnn.data.Shapes(n=10).classes)
     model = model_from_checkpoint(checkpoint)
     assert models.count_parameters(model) > 0
 
 
-def test_resume_equals_uninterrupted(tmp_path):
+def interrupt_after_epoch(monkeypatch, last_epoch):
+    """Make the next run stop (as if killed) right after saving epoch ``last_epoch``."""
+    real_fit = runner.fit
+
+    def fit_then_stop(*args, on_epoch_end, **kwargs):
+        def save_then_stop(state):
+            on_epoch_end(state)
+            if state.epoch == last_epoch:
+                raise KeyboardInterrupt
+
+        return real_fit(*args, on_epoch_end=save_then_stop, **kwargs)
+
+    monkeypatch.setattr(runner, "fit", fit_then_stop)
+
+
+def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
     straight = tmp_path / "straight"
     run_training(RunConfig(**QUICK, epochs=3, out=str(straight)))
     interrupted = tmp_path / "interrupted"
-    run_training(RunConfig(**QUICK, epochs=1, out=str(interrupted)))
-    run_training(RunConfig(dataset="shapes", epochs=3, progress=False), resume=interrupted / "checkpoint.npz")
+    with monkeypatch.context() as patch:
+        interrupt_after_epoch(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            run_training(RunConfig(**QUICK, epochs=3, out=str(interrupted)))
+    assert load(interrupted / "checkpoint.npz")["fit_state"]["epoch"] == 1
+    run_training(RunConfig(dataset="shapes", progress=False), resume=interrupted / "checkpoint.npz")
     a, b = load(straight / "checkpoint.npz"), load(interrupted / "checkpoint.npz")
     assert a["fit_state"]["epoch"] == b["fit_state"]["epoch"] == 3
     for key in a["model"]:
@@ -66,6 +83,14 @@ def test_resume_equals_uninterrupted(tmp_path):
         for name, value in a["optimizer"]["state"][key].items():
             np.testing.assert_array_equal(value, b["optimizer"]["state"][key][name])
     assert [r["train_loss"] for r in a["fit_state"]["history"]] == [r["train_loss"] for r in b["fit_state"]["history"]]
+    assert json.loads((straight / "metrics.json").read_text())["test_accuracy"] == \
+        json.loads((interrupted / "metrics.json").read_text())["test_accuracy"]
+
+
+def test_resume_cannot_stretch_a_one_cycle_schedule(tmp_path):
+    run_training(RunConfig(**QUICK, epochs=1, out=str(tmp_path)))
+    with pytest.raises(CheckpointError, match="one-cycle schedule was laid out for 1 epochs"):
+        run_training(RunConfig(dataset="shapes", epochs=2, progress=False), resume=tmp_path)
 
 
 def test_resume_rejects_another_model(tmp_path):
@@ -100,8 +125,8 @@ def test_state_dict_round_trip_through_a_file(tmp_path, name):
         np.testing.assert_array_equal(fresh(images).numpy(), expected)
 
 
-@pytest.mark.parametrize("name,params", [("lenet5", 61_706), ("resnet20", 272_474), ("resnet32", 466_906),
-                                         ("resnet56", 855_770)])
+@pytest.mark.parametrize("name,params", [("lenet5", 61_706), ("resnet20", 269_722), ("resnet32", 464_154),
+                                         ("resnet56", 853_018)])
 def test_model_sizes_match_the_papers(name, params):
     in_channels = 1 if name == "lenet5" else 3
     assert models.count_parameters(models.get_model(name, num_classes=10, in_channels=in_channels)) == params

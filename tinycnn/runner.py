@@ -33,8 +33,8 @@ __all__ = ["RunConfig", "DATASETS", "run_training", "load_checkpoint", "build_mo
 
 # Per data set: how to load it, and the default recipe of the command.
 DATASETS = {
-    "shapes": dict(model="small_cnn", epochs=6, batch_size=64, optimizer="adam", lr=3e-3, weight_decay=0.0,
-                   schedule="cosine", val_split=500, augment="none"),
+    "shapes": dict(model="small_cnn", epochs=6, batch_size=64, optimizer="adam", lr=1e-2, weight_decay=0.0,
+                   schedule="onecycle", val_split=500, augment="none", train_size=6000),
     "mnist": dict(model="lenet5", epochs=12, batch_size=128, optimizer="sgd", lr=0.05, weight_decay=5e-4,
                   schedule="cosine", val_split=5000, augment="none"),
     "fashion-mnist": dict(model="lenet5", epochs=20, batch_size=128, optimizer="sgd", lr=0.05, weight_decay=5e-4,
@@ -113,8 +113,8 @@ def _augment_names(augment: str) -> list:
 def load_dataset(config: RunConfig, train: bool):
     """The training or test part of the configured data set."""
     name = config.dataset
-    if name == "shapes":
-        return data.Shapes(train=train, seed=config.seed)
+    if name == "shapes":  # drawn on the fly: draw only as many as the run uses
+        return data.Shapes(train=train, n=config.train_size if train else 2000, seed=config.seed)
     cls = {"mnist": data.MNIST, "fashion-mnist": data.FashionMNIST, "cifar10": data.CIFAR10}[name]
     return cls(root=config.data_dir, train=train, download=config.download)
 
@@ -143,7 +143,7 @@ def build_transforms(config: RunConfig, mean, std, image_size: int):
 
 # --------------------------------------------------------------------------- model, optimizer, schedule
 def build_model(name: str, num_classes: int, in_channels: int, image_size: int):
-    kwargs = {"input_size": image_size} if name == "lenet5" else {}
+    kwargs = {"input_size": image_size} if name in ("lenet5", "small_cnn") else {}
     return models.get_model(name, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
@@ -240,6 +240,9 @@ def run_training(config: RunConfig, resume=None) -> dict:
         if config.dataset != saved.dataset and config.dataset != "shapes":
             raise CheckpointError(f"cannot resume: the checkpoint trained on {saved.dataset!r}, not {config.dataset!r}")
         # keep the checkpoint's recipe; a larger --epochs extends the run, --out/--device may change
+        if config.epochs is not None and config.epochs != saved.epochs and saved.schedule == "onecycle":
+            raise CheckpointError(f"cannot resume with --epochs {config.epochs}: this run's one-cycle schedule "
+                                  f"was laid out for {saved.epochs} epochs")
         saved.epochs = config.epochs or saved.epochs
         saved.out = config.out or saved.out
         saved.device, saved.progress = config.device, config.progress

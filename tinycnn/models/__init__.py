@@ -1,4 +1,4 @@
-"""The model zoo: LeNet-5, CIFAR ResNets and small VGG-style nets.
+"""The model zoo: a small CNN, LeNet-5, CIFAR ResNets and a small VGG-style net.
 
 ``get_model(name, num_classes, in_channels)`` builds any of them by name, as the
 ``tinycnn train --model`` option does.
@@ -6,7 +6,8 @@
 
 from .lenet import LeNet5, lenet5
 from .resnet import BasicBlock, ResNet, resnet20, resnet32, resnet56
-from .vgg import VGG, small_cnn, vgg_small
+from .small import SmallCNN, small_cnn
+from .vgg import VGG, vgg_small
 
 MODELS = {
     "small_cnn": small_cnn,
@@ -33,5 +34,5 @@ def count_parameters(model) -> int:
 
 __all__ = [
     "MODELS", "get_model", "count_parameters", "LeNet5", "lenet5", "ResNet", "BasicBlock",
-    "resnet20", "resnet32", "resnet56", "VGG", "vgg_small", "small_cnn",
+    "resnet20", "resnet32", "resnet56", "VGG", "vgg_small", "SmallCNN", "small_cnn",
 ]

@@ -38,7 +38,3 @@ def vgg_small(num_classes: int = 10, in_channels: int = 3) -> VGG:
     """A 7-layer VGG-style net: (32, 32) pool (64, 64) pool (128, 128) pool, then linear."""
     return VGG([(32, 32), (64, 64), (128, 128)], num_classes, in_channels, dropout=0.25)
 
-
-def small_cnn(num_classes: int = 5, in_channels: int = 3) -> VGG:
-    """A 3-layer CNN that trains in seconds on a CPU: 16, 32, 64 maps, each pooled."""
-    return VGG([(16,), (32,), (64,)], num_classes, in_channels)
