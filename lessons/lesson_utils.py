@@ -1,0 +1,77 @@
+"""What every lesson shares: its command-line options, where its figures go, its data.
+
+A lesson is run as ``python lessons/NN_name.py`` and takes
+
+    --quick      a few seconds (the tests run every lesson this way)
+    (nothing)    the default: at most about 3 minutes on a 2-core CPU
+    --full       the real-size run the text talks about
+    --out DIR    where the figures go (default: lessons/out/NN_name/)
+    --data-dir   folder holding mnist/, fashion-mnist/, cifar10/ (lessons on real data)
+    --download   fetch a missing data set
+    --device     cpu or cuda
+    --seed       the random seed (default 0)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import tinycnn
+
+# The exit status of a lesson whose data set is missing: the tests skip on it.
+MISSING_DATA = 3
+
+
+class Lesson:
+    """The parsed options of one lesson plus helpers; ``Lesson(__file__, __doc__)``."""
+
+    def __init__(self, file: str, doc: str, needs_data: bool = False):
+        self.name = Path(file).stem
+        parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+        size = parser.add_mutually_exclusive_group()
+        size.add_argument("--quick", action="store_true", help="a few seconds: tiny sizes (for tests)")
+        size.add_argument("--full", action="store_true", help="the real-size run")
+        parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / self.name,
+                            help="folder for the figures")
+        parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+        parser.add_argument("--seed", type=int, default=0)
+        if needs_data:
+            parser.add_argument("--data-dir", help="folder holding mnist/, fashion-mnist/, cifar10/ "
+                                                   "(default: $TINYCNN_DATA or ~/.cache/tinycnn)")
+            parser.add_argument("--download", action="store_true", help="download the data set if missing")
+        self.args = parser.parse_args()
+        self.quick, self.full = self.args.quick, self.args.full
+        self.mode = "quick" if self.quick else "full" if self.full else "default"
+        self.device = self.args.device
+        self.out = self.args.out
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.figures: list = []
+        tinycnn.manual_seed(self.args.seed)
+
+    def pick(self, quick, default, full):
+        """The value for the current size: ``lesson.pick(quick=1, default=5, full=20)``."""
+        return {"quick": quick, "default": default, "full": full}[self.mode]
+
+    def figure(self, name: str) -> Path:
+        """The path of a figure of this lesson (remembered, and listed at the end)."""
+        path = self.out / name
+        self.figures.append(path)
+        return path
+
+    def dataset(self, cls, train: bool = True):
+        """Load a real data set, or say how to get it and exit with ``MISSING_DATA``."""
+        try:
+            return cls(root=self.args.data_dir, train=train, download=self.args.download)
+        except tinycnn.data.DatasetNotFoundError as error:
+            print(f"{self.name}: this lesson needs {cls.__name__}.\n{error}\n"
+                  f"Run it with --data-dir DIR (a folder holding the data set) or --download.", file=sys.stderr)
+            sys.exit(MISSING_DATA)
+
+    def finish(self) -> None:
+        """Say where the figures went."""
+        if self.figures:
+            print(f"\nFigures written to {self.out}/:")
+            for path in self.figures:
+                print(f"  {path.name}")

@@ -1,0 +1,32 @@
+"""Every lesson runs on its own with --quick (skipped, with the reason, when its data is absent)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
+DATA = Path(os.environ.get("TINYCNN_TEST_DATA", ROOT.parent / "shared" / "data"))
+MISSING_DATA = 3  # lessons/lesson_utils.py
+
+
+def test_there_are_lessons():
+    assert LESSONS, "lessons/ holds no NN_name.py chapter"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_runs_quick(lesson, tmp_path):
+    command = [sys.executable, str(lesson), "--quick", "--out", str(tmp_path)]
+    if "--data-dir" in lesson.read_text():
+        command += ["--data-dir", str(DATA)]
+    env = dict(os.environ, MPLBACKEND="Agg")
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    if result.returncode == MISSING_DATA:
+        pytest.skip(f"{lesson.stem}: real data absent ({result.stderr.strip().splitlines()[0]})")
+    assert result.returncode == 0, f"{lesson.name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    pngs = list(tmp_path.glob("*.png"))
+    assert pngs, f"{lesson.name} wrote no figure"
+    assert all(p.stat().st_size > 1000 for p in pngs)
