@@ -185,3 +185,47 @@ def test_lenet_and_resnet_shapes():
     assert F.conv2d(tinycnn.randn(2, 6, 14, 14), tinycnn.randn(16, 6, 5, 5)).shape == (2, 16, 10, 10)
     assert F.conv2d(tinycnn.randn(2, 16, 32, 32), tinycnn.randn(32, 16, 3, 3), stride=2, padding=1).shape == (2, 32, 16, 16)
     assert F.conv2d(tinycnn.randn(2, 16, 32, 32), tinycnn.randn(32, 16, 1, 1), stride=2).shape == (2, 32, 16, 16)
+
+
+# --------------------------------------------------------------------------- full-convolution input gradient
+from tinycnn.functional import conv as conv_module  # noqa: E402
+
+
+def full_conv_configs(count, seed):
+    """Random configs where the full-convolution input gradient applies (stride 1, padding <= d*(k-1))."""
+    configs = []
+    for cfg in random_configs(20 * count, seed):
+        kh, kw = cfg["kernel"]
+        (ph, pw), (dh, dw) = cfg["padding"], cfg["dilation"]
+        if ph <= dh * (kh - 1) and pw <= dw * (kw - 1):
+            configs.append(dict(cfg, stride=(1, 1)))
+        if len(configs) == count:
+            break
+    return configs
+
+
+@pytest.mark.parametrize("cfg", full_conv_configs(25, seed=11), ids=lambda c: f"{c}")
+def test_full_convolution_input_grad(cfg, monkeypatch):
+    """Forced on wherever it is possible, the full convolution gives col2im's gradient and passes gradcheck."""
+    _, _, _, tx, tw, tb = make_inputs(cfg, seed=12, requires_grad=True)
+    grad = np.random.default_rng(13).standard_normal(call(cfg, tx, tw, tb).shape)
+    monkeypatch.setattr(conv_module, "USE_FULL_CONVOLUTION", True)
+    monkeypatch.setattr(conv_module, "_use_full_convolution", lambda geometry, weight_shape: False)
+    call(cfg, tx, tw, tb).backward(grad)
+    expected, tx.grad = tx.grad.numpy(), None
+    monkeypatch.setattr(conv_module, "_use_full_convolution",
+                        lambda geometry, weight_shape: conv_module._full_convolution_possible(geometry))
+    call(cfg, tx, tw, tb).backward(grad)
+    np.testing.assert_allclose(tx.grad.numpy(), expected, rtol=1e-10, atol=1e-10)
+    inputs = [tx, tw] + ([tb] if tb is not None else [])
+    assert tinycnn.gradcheck(lambda *t: call(cfg, *t[:2], t[2] if len(t) > 2 else None), inputs)
+
+
+def test_full_convolution_is_chosen_for_resnet_blocks_only():
+    from tinycnn.functional.im2col import ConvGeometry
+    same = ConvGeometry((2, 16, 32, 32), (3, 3), (1, 1), (1, 1), (1, 1))
+    assert conv_module._use_full_convolution(same, (16, 16, 3, 3))
+    strided = ConvGeometry((2, 16, 32, 32), (3, 3), (2, 2), (1, 1), (1, 1))
+    assert not conv_module._use_full_convolution(strided, (32, 16, 3, 3))
+    lenet2 = ConvGeometry((2, 6, 14, 14), (5, 5), (1, 1), (0, 0), (1, 1))
+    assert not conv_module._use_full_convolution(lenet2, (16, 6, 5, 5))

@@ -70,12 +70,19 @@ class MaxPool2d(Function):
         (kh, kw), stride, padding, out_size = self.args
         grad_padded = xp.zeros(self.padded.shape, dtype=grad.dtype)
         unclaimed = xp.ones(self.out.shape, dtype=bool)  # windows whose maximum is not found yet
+        is_max = xp.empty(self.out.shape, dtype=bool)    # reused for every offset: fewer fresh arrays
+        # Windows that do not overlap (stride >= kernel) never share an input pixel, so
+        # each offset's gradient can be written straight into its view, with no temporary.
+        disjoint = stride[0] >= kh and stride[1] >= kw
         for k in range(kh * kw):
-            is_max = _offset_view(self.padded, k // kw, k % kw, stride, out_size) == self.out
+            xp.equal(_offset_view(self.padded, k // kw, k % kw, stride, out_size), self.out, out=is_max)
             is_max &= unclaimed       # on a tie, only the first maximum gets the gradient
-            unclaimed &= ~is_max
+            unclaimed ^= is_max       # is_max is inside unclaimed: xor removes exactly those windows
             window = _offset_view(grad_padded, k // kw, k % kw, stride, out_size)
-            window += grad * is_max   # in place through the view
+            if disjoint:
+                xp.multiply(grad, is_max, out=window)  # in place through the view
+            else:
+                window += grad * is_max
         return _unpad(grad_padded, padding)
 
 

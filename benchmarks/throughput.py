@@ -1,0 +1,338 @@
+"""Training and inference throughput of whole models, against PyTorch when installed.
+
+    python benchmarks/throughput.py                          # CPU, 2 threads, every model
+    python benchmarks/throughput.py --models lenet5-256 resnet20-128 --json out.json
+    python benchmarks/throughput.py --device cuda
+
+Models (``name-batch``): lenet5-64, lenet5-256 (1x28x28 inputs), resnet20-128 (3x32x32),
+built from ``tinycnn.models``, trained with SGD (momentum 0.9) on cross-entropy. PyTorch
+runs the same architecture with the same batch, float32 and thread count.
+
+A *training step* is zero_grad + forward + loss + backward + optimizer step on one fixed
+random batch; *inference* is a forward in eval mode without the graph. Each number is
+the median over ``--rounds`` x ``--steps`` timed steps after ``--warmup`` steps.
+The rounds alternate tinycnn and PyTorch (tinycnn first in even rounds, PyTorch first in
+odd ones), so that noise from other processes on the machine hits both alike.
+
+Threads: BLAS reads its thread count when NumPy is first imported, so this script sets
+``OPENBLAS_NUM_THREADS`` (and OMP/MKL) before importing NumPy, and also applies it through
+``threadpoolctl`` when that is installed. It sets ``OMP_WAIT_POLICY=PASSIVE`` before
+importing torch (``--omp-wait-policy`` to change): by default PyTorch's OpenMP threads
+keep spinning for a while after each op and steal a core from whatever runs next (here:
+tinycnn's NumPy), which makes interleaved timings unfair to tinycnn. PASSIVE makes them
+sleep at once; it costs PyTorch little on these models (measure with
+``--omp-wait-policy ACTIVE``).
+
+Also printed: the GEMM ceiling (NumPy float32 matmul GFLOP/s, large square) and each
+model's achieved GFLOP/s, from analytic FLOP counts (2 x multiply-adds of every conv and
+linear layer in the forward; a training step counts as 3 x forward: the forward, the
+input-gradient and the weight-gradient products).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+MODELS = {
+    # name: (builder, batch, input shape (C, H, W))
+    "lenet5-64": ("lenet5", 64, (1, 28, 28)),
+    "lenet5-256": ("lenet5", 256, (1, 28, 28)),
+    "resnet20-128": ("resnet20", 128, (3, 32, 32)),
+}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--threads", type=int, default=2, help="BLAS / PyTorch threads (CPU)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--rounds", type=int, default=5, help="alternating tinycnn/PyTorch rounds")
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per round")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before the first round")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--no-inference", action="store_true", help="time training steps only")
+    parser.add_argument("--omp-wait-policy", default="PASSIVE", help="OMP_WAIT_POLICY for PyTorch ('' leaves it)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    return parser.parse_args()
+
+
+# --------------------------------------------------------------------------- FLOPs
+def forward_flops(model, x) -> float:
+    """2 x multiply-adds of every conv2d and linear in one forward of ``model`` on ``x``.
+
+    Counted from the shapes the ops actually see: the op Functions' ``forward`` is
+    wrapped for one no-grad forward pass.
+    """
+    import math
+
+    import importlib
+
+    import tinycnn
+
+    # import_module: the package attributes `conv2d`/`linear` are the functions, not the modules
+    conv_module = importlib.import_module("tinycnn.functional.conv")
+    linear_module = importlib.import_module("tinycnn.functional.linear")
+
+    total = 0.0
+    conv_forward, linear_forward = conv_module.Conv2d.forward, linear_module.Linear.forward
+
+    def counting_conv(self, x, weight, bias, stride, padding, dilation, groups):
+        nonlocal total
+        out = conv_forward(self, x, weight, bias, stride, padding, dilation, groups)
+        total += 2.0 * out.size * math.prod(weight.shape[1:])  # each output: C/G*KH*KW multiply-adds
+        return out
+
+    def counting_linear(self, x, weight, bias):
+        nonlocal total
+        out = linear_forward(self, x, weight, bias)
+        total += 2.0 * out.size * weight.shape[1]
+        return out
+
+    conv_module.Conv2d.forward, linear_module.Linear.forward = counting_conv, counting_linear
+    try:
+        with tinycnn.no_grad():
+            model(x)
+    finally:
+        conv_module.Conv2d.forward, linear_module.Linear.forward = conv_forward, linear_forward
+    return total
+
+
+def gemm_ceiling(xp, sync, size=2048, repeats=7) -> float:
+    """GFLOP/s of one float32 size x size matmul (the best the BLAS does here)."""
+    a = xp.ones((size, size), dtype=xp.float32)
+    b = xp.ones((size, size), dtype=xp.float32)
+    out = xp.empty((size, size), dtype=xp.float32)
+    times = []
+    for _ in range(repeats + 2):
+        sync()
+        start = time.perf_counter()
+        xp.matmul(a, b, out=out)
+        sync()
+        times.append(time.perf_counter() - start)
+    return 2.0 * size**3 / statistics.median(times[2:]) / 1e9
+
+
+# --------------------------------------------------------------------------- tinycnn
+def tinycnn_runner(spec, device):
+    """(train_step, infer, flops_forward) closures for one model on a fixed batch."""
+    import tinycnn
+    import tinycnn.nn as nn
+    from tinycnn import models
+
+    builder, batch, shape = spec
+    tinycnn.manual_seed(0)
+    model = getattr(models, builder)(num_classes=10, in_channels=shape[0]).to(device)
+    optimizer = tinycnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    x = tinycnn.randn(batch, *shape, device=device)
+    y = tinycnn.randint(0, 10, (batch,), device=device)
+
+    def train_step():
+        model.train()
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+
+    def infer():
+        model.eval()
+        with tinycnn.no_grad():
+            model(x)
+
+    model.eval()
+    return train_step, infer, forward_flops(model, x)
+
+
+# --------------------------------------------------------------------------- PyTorch
+def torch_model(torch, builder, in_channels):
+    """The same architectures as tinycnn.models, in PyTorch."""
+    nn = torch.nn
+    if builder == "lenet5":
+        return nn.Sequential(
+            nn.Conv2d(in_channels, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+        )
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.extra = cout - cin  # option A shortcut: subsample, pad channels with zeros
+
+        def forward(self, x):
+            out = torch.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            shortcut = x
+            if self.extra:
+                half = self.extra // 2
+                shortcut = nn.functional.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, half, self.extra - half))
+            return torch.relu(out + shortcut)
+
+    layers = [nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    cin = 16
+    for cout, stride in ((16, 1), (32, 2), (64, 2)):
+        for b in range(3):
+            layers.append(Block(cin, cout, stride if b == 0 else 1))
+            cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
+    return nn.Sequential(*layers)
+
+
+def torch_runner(torch, spec, device):
+    builder, batch, shape = spec
+    torch.manual_seed(0)
+    model = torch_model(torch, builder, shape[0]).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x = torch.randn(batch, *shape, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+
+    def train_step():
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+
+    def infer():
+        model.eval()
+        with torch.no_grad():
+            model(x)
+
+    return train_step, infer
+
+
+# --------------------------------------------------------------------------- timing
+def time_steps(fn, steps, sync) -> list:
+    times = []
+    for _ in range(steps):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def interleaved(ours, theirs, args, sync_ours, sync_theirs):
+    """Median seconds per call of ``ours`` and ``theirs`` (None when absent), alternating rounds."""
+    for _ in range(args.warmup):
+        ours()
+        sync_ours()
+        if theirs:
+            theirs()
+            sync_theirs()
+    ours_times, theirs_times = [], []
+    for round_index in range(args.rounds):
+        order = [("ours", ours, sync_ours), ("theirs", theirs, sync_theirs)]
+        if round_index % 2:
+            order.reverse()
+        for who, fn, sync in order:
+            if fn is None:
+                continue
+            (ours_times if who == "ours" else theirs_times).extend(time_steps(fn, args.steps, sync))
+    return statistics.median(ours_times), (statistics.median(theirs_times) if theirs_times else None)
+
+
+def main():
+    args = parse_args()
+    if args.device == "cpu":
+        # BLAS and OpenMP read these when first loaded: set them before importing NumPy/torch.
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
+    if args.omp_wait_policy:
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy
+    if "numpy" in sys.modules:
+        print("note: NumPy was imported before the thread settings; relying on threadpoolctl", file=sys.stderr)
+    import numpy as np
+
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(args.threads if args.device == "cpu" else None)
+    except ImportError:
+        pass
+
+    import tinycnn
+
+    device = "cuda" if args.device == "cuda" else "cpu"
+    xp = tinycnn.backend.array_module(device)
+    sync_ours = (lambda: xp.cuda.Device().synchronize()) if device == "cuda" else (lambda: None)
+
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch
+            if device == "cpu":
+                torch.set_num_threads(args.threads)
+        except ImportError:
+            torch = None
+    sync_theirs = (torch.cuda.synchronize if (torch and device == "cuda") else (lambda: None))
+
+    ceiling = gemm_ceiling(xp, sync_ours)
+    header_info = {
+        "device": device, "threads": args.threads if device == "cpu" else None,
+        "numpy": np.__version__, "torch": torch.__version__ if torch else None,
+        "python": platform.python_version(), "machine": platform.machine(),
+        "malloc_tuning": getattr(tinycnn.backend, "malloc_tuned", None),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "gemm_ceiling_gflops": ceiling,
+        "rounds": args.rounds, "steps": args.steps, "warmup": args.warmup,
+    }
+    print(f"throughput, float32, device={device}, threads={args.threads}, NumPy {np.__version__}, "
+          f"PyTorch {torch.__version__ if torch else 'not used'}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+          f"tinycnn malloc tuning={header_info['malloc_tuning']}")
+    print(f"GEMM ceiling (float32 2048^3 matmul): {ceiling:.1f} GFLOP/s")
+    print(f"median of {args.rounds} x {args.steps} steps after {args.warmup} warm-up; ratio = tinycnn img/s / PyTorch img/s\n")
+    header = (f"{'model':<14}{'mode':<7}{'tinycnn img/s':>14}{'GFLOP/s':>9}{'torch img/s':>13}{'GFLOP/s':>9}"
+              f"{'ratio':>8}{'ms/step':>9}{'torch ms':>9}")
+    print(header)
+    print("-" * len(header))
+
+    results = []
+    for name in args.models:
+        spec = MODELS[name]
+        batch = spec[1]
+        train_ours, infer_ours, flops = tinycnn_runner(spec, device)
+        train_theirs = infer_theirs = None
+        if torch:
+            train_theirs, infer_theirs = torch_runner(torch, spec, device)
+        modes = [("train", train_ours, train_theirs, 3 * flops)]
+        if not args.no_inference:
+            modes.append(("infer", infer_ours, infer_theirs, flops))
+        for mode, ours, theirs, step_flops in modes:
+            t_ours, t_theirs = interleaved(ours, theirs, args, sync_ours, sync_theirs)
+            row = {
+                "model": name, "mode": mode, "batch": batch, "forward_gflop": flops / 1e9,
+                "tinycnn_ms": 1e3 * t_ours, "tinycnn_img_s": batch / t_ours, "tinycnn_gflops": step_flops / t_ours / 1e9,
+                "torch_ms": 1e3 * t_theirs if t_theirs else None,
+                "torch_img_s": batch / t_theirs if t_theirs else None,
+                "torch_gflops": step_flops / t_theirs / 1e9 if t_theirs else None,
+                "ratio": t_theirs / t_ours if t_theirs else None,
+            }
+            results.append(row)
+            line = f"{name:<14}{mode:<7}{row['tinycnn_img_s']:>14.0f}{row['tinycnn_gflops']:>9.1f}"
+            if t_theirs:
+                line += (f"{row['torch_img_s']:>13.0f}{row['torch_gflops']:>9.1f}{row['ratio']:>7.2f}x"
+                         f"{row['tinycnn_ms']:>9.1f}{row['torch_ms']:>9.1f}")
+            else:
+                line += f"{'-':>13}{'-':>9}{'-':>8}{row['tinycnn_ms']:>9.1f}"
+            print(line, flush=True)
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"config": header_info, "results": results}, f, indent=2)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
