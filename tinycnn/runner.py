@@ -35,8 +35,8 @@ __all__ = ["RunConfig", "DATASETS", "run_training", "load_checkpoint", "build_mo
 DATASETS = {
     "shapes": dict(model="small_cnn", epochs=6, batch_size=64, optimizer="adam", lr=1e-2, weight_decay=0.0,
                    schedule="onecycle", val_split=500, augment="none", train_size=6000),
-    "mnist": dict(model="lenet5", epochs=12, batch_size=128, optimizer="sgd", lr=0.05, weight_decay=5e-4,
-                  schedule="cosine", val_split=5000, augment="none"),
+    "mnist": dict(model="lenet5", epochs=15, batch_size=128, optimizer="sgd", lr=0.05, weight_decay=5e-4,
+                  schedule="cosine", val_split=5000, augment="translate"),
     "fashion-mnist": dict(model="lenet5", epochs=20, batch_size=128, optimizer="sgd", lr=0.05, weight_decay=5e-4,
                           schedule="cosine", val_split=5000, augment="none"),
     "cifar10": dict(model="resnet20", epochs=182, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=1e-4,
@@ -126,7 +126,11 @@ def channel_stats(images: np.ndarray) -> tuple:
 
 
 def build_transforms(config: RunConfig, mean, std, image_size: int):
-    """(train transform, eval transform): to float, (augment), normalise."""
+    """(train transform, eval transform): to float in [0, 1], (augment), normalise.
+
+    Augmentation runs before normalisation, so the pixels it brings in (padding,
+    shifted-in borders) are black, as in the data, not the mean colour.
+    """
     augment = []
     for name in _augment_names(config.augment):
         augment.append({
@@ -134,11 +138,10 @@ def build_transforms(config: RunConfig, mean, std, image_size: int):
             "flip": lambda: T.RandomHorizontalFlip(),
             "rotate": lambda: T.RandomRotation(15),
             "scale": lambda: T.RandomScale((0.9, 1.1)),
-            "translate": lambda: T.RandomTranslation(0.1),
+            "translate": lambda: T.RandomTranslation(2 / image_size),  # up to 2 pixels each way
             "cutout": lambda: T.Cutout(image_size // 4),
         }[name]())
-    normalize = [T.ToFloat(), T.Normalize(mean, std)]
-    return T.Compose(normalize + augment), T.Compose(normalize)
+    return T.Compose([T.ToFloat(), *augment, T.Normalize(mean, std)]), T.Compose([T.ToFloat(), T.Normalize(mean, std)])
 
 
 # --------------------------------------------------------------------------- model, optimizer, schedule
