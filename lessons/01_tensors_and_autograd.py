@@ -270,16 +270,18 @@ for name, errs in errors.items():
     best = np.nanargmin(errs)
     print(f"{name}: smallest error {errs[best]:.1e} at h = {steps[best]:.0e}; "
           f"at h = 1e-6 the error is {errs[np.argmin(np.abs(steps - 1e-6))]:.1e}")
-viz.plot_curves({name: (steps, np.maximum(errs, 1e-17)) for name, errs in errors.items()},
-                lesson.figure("finite_difference_error.png"), xlabel="step h (log scale, right = smaller)",
+# (plot_curves has a log y axis but no log x axis, so we plot against log10(h) instead.)
+viz.plot_curves({name: (np.log10(steps), np.maximum(errs, 1e-17)) for name, errs in errors.items()},
+                lesson.figure("finite_difference_error.png"), xlabel="log10(step h)",
                 ylabel="|finite difference - exact derivative|", logy=True,
-                title="Truncation error (left) vs rounding error (right)")
+                title="Rounding error (small h, left) vs truncation error (large h, right)")
 
 # The V shape of the figure is the whole story. In float32 the error never gets much below
 # 1e-6 even at the best step (around 1e-2), and at h = 1e-6 the derivative is already wrong
 # in the second digit: useless for checking a gradient. In float64, h = 1e-6 sits at the
 # bottom of the V with about 11 correct digits. That is why gradient checking (lesson 2)
-# always runs in float64 with h = 1e-6.
+# always runs in float64 with h = 1e-6. (The float32 curve stops near h = 1e-7: below that,
+# 1.5 + h rounds back to 1.5 in float32, and the difference quotient is 0/0.)
 #
 # What to remember
 #   * A tensor with requires_grad=True records every op applied to it: grad_fn -> inputs.
