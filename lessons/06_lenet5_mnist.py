@@ -132,8 +132,9 @@ print("most frequent confusions (true -> predicted: count): "
 
 # What to expect: the default run (20,000 digits, 3 epochs) reaches about 98%; the full
 # run (55,000 digits, 12 epochs) 99% or a little more. The confusions printed above are
-# mostly ones a person would understand - digits that share strokes, like 7 -> 2 (a 7
-# with a foot), 7 -> 9, 3 -> 7 and 6 -> 0 (a 6 with a big loop).
+# mostly ones a person would understand - digits that share strokes, like 7 -> 2 (in
+# mistakes.png most of these are 7s written with a crossbar, rare in the training data),
+# 7 -> 9, 3 -> 7 and 6 -> 0 (a 6 with a big loop).
 
 # ---------------------------------------------------------------------------------------
 # 5. The mistakes
