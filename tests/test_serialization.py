@@ -65,3 +65,15 @@ def test_damaged_and_foreign_files_are_rejected(tmp_path):
         load(foreign)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load(tmp_path / "missing.npz")
+
+
+def test_saved_file_has_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        path = save({"w": np.ones(1)}, tmp_path / "ckpt.npz")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # readable by others, like open(path, "w")

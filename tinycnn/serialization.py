@@ -9,14 +9,13 @@ which also records where each array belongs. No pickle is involved, so loading a
 file cannot run code.
 
 The file is written to a temporary name in the same directory and renamed
-only when complete, so an interrupted save never replaces a good checkpoint.
+only when complete (:mod:`tinycnn.atomic`), so an interrupted save never
+replaces a good checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
+from .atomic import atomic_write
 from .tensor import Tensor
 
 __all__ = ["save", "load", "CheckpointError", "atomic_write"]
@@ -73,24 +73,6 @@ def _join(node, arrays):
             items = [_join(v, arrays) for v in node["__list__"]]
             return tuple(items) if node.get("tuple") else items
     return node
-
-
-def atomic_write(path, write) -> Path:
-    """Call ``write(file_object)`` on a temporary file, then rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.remove(temp_name)
-        raise
-    return path
 
 
 def save(obj, path) -> Path:

@@ -25,7 +25,6 @@ Images follow the PyTorch layout ``(N, C, H, W)`` with C = 1 (grey) or 3 (RGB);
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from . import backend
+from .atomic import atomic_write
 
 __all__ = [
     "to_display",
@@ -79,16 +79,8 @@ def _check_length(name: str, values, n: int) -> None:
 
 
 def _save(fig: Figure, path) -> Path:
-    """Write ``fig`` as a PNG to ``path`` atomically (temp file + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """Write ``fig`` as a PNG to ``path`` atomically (see :mod:`tinycnn.atomic`)."""
+    return atomic_write(path, lambda file: fig.savefig(file, format="png"))
 
 
 def _grid(n: int, ncols: int | None = None, cell: float = 1.8, title=None):

@@ -13,14 +13,13 @@ left behind when a mirror fails: the next mirror is tried instead.
 from __future__ import annotations
 
 import http.client
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..atomic import atomic_write
 from .checksum import verify_file
 from .errors import CorruptFileError, DownloadError
 
@@ -80,22 +79,19 @@ def download_file(urls, dest, *, sha256=None, md5=None, content_sha256=None,
 
 def _fetch_verified(url: str, dest: Path, checksums: dict, progress: bool, timeout: float) -> None:
     """Fetch ``url`` into a temporary file beside ``dest``; rename it only once verified."""
-    fd, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    temp = Path(temp_name)
-    try:
-        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+
+    def fetch(out):
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             expected_size = response.length  # from Content-Length; None if the server does not say
+            received = 0
             with tqdm(total=expected_size, unit="B", unit_scale=True, unit_divisor=1024,
                       desc=dest.name, disable=not progress, leave=False) as bar:
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
+                    received += len(chunk)
                     bar.update(len(chunk))
-        received = temp.stat().st_size
         if expected_size is not None and received != expected_size:
             raise DownloadError(f"transfer ended early: got {received} of {expected_size} bytes")
-        verify_file(temp, **checksums)
-        os.replace(temp, dest)
-    except BaseException:  # also Ctrl-C: never leave a partial file behind
-        temp.unlink(missing_ok=True)
-        raise
+
+    atomic_write(dest, fetch, check=lambda temp: verify_file(temp, **checksums))

@@ -237,7 +237,7 @@ class ReLU(Function):
 
     def forward(self, x):
         self.mask = x > 0
-        return x * self.mask
+        return get_array_module(x).maximum(x, 0)  # not x * mask: that gives -0.0 for x < 0
 
     def backward(self, grad):
         return grad * self.mask
