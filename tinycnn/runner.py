@@ -269,7 +269,7 @@ def run_training(config: RunConfig, resume=None) -> dict:
     image_shape = tuple(int(n) for n in train_set.images.shape[1:])
     mean, std = channel_stats(train_set.images)
     meta = {"classes": list(train_full.classes), "image_shape": list(image_shape), "mean": list(mean), "std": list(std),
-            "dataset": config.dataset}
+            "dataset": config.dataset, "model": config.model}
     train_transform, eval_transform = build_transforms(config, mean, std, image_shape[1])
     loader = dict(batch_size=config.batch_size, device=config.device)
     train_loader = data.DataLoader(train_set, shuffle=True, seed=config.seed, transform=train_transform, **loader)
@@ -343,7 +343,7 @@ def _write_json(path: Path, value) -> None:
 
 
 def _plots(out_dir: Path, history, test: dict, test_set, meta: dict) -> None:
-    viz.plot_history(history, out_dir / "curves.png", title=f"{meta['dataset']}")
+    viz.plot_history(history, out_dir / "curves.png", title=f"{meta.get('model', '')} on {meta['dataset']}")
     viz.plot_confusion_matrix(test["labels"], test["predictions"], meta["classes"], out_dir / "confusion_matrix.png")
     # a grid of test images: the mistakes first, then correct ones
     wrong = np.flatnonzero(test["predictions"] != test["labels"])
