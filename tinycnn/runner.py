@@ -343,7 +343,7 @@ def _write_json(path: Path, value) -> None:
 
 
 def _plots(out_dir: Path, history, test: dict, test_set, meta: dict) -> None:
-    viz.plot_history(history, out_dir / "curves.png", title=f"{meta.get('model', '')} on {meta['dataset']}")
+    viz.plot_history(history, out_dir / "curves.png", title=f"{meta['model']} on {meta['dataset']}")
     viz.plot_confusion_matrix(test["labels"], test["predictions"], meta["classes"], out_dir / "confusion_matrix.png")
     # a grid of test images: the mistakes first, then correct ones
     wrong = np.flatnonzero(test["predictions"] != test["labels"])
