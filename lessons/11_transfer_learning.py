@@ -174,19 +174,21 @@ viz.plot_curves({method: (per_class, [100 * a for a in accs]) for method, accs i
                 title="Borrowing MNIST features for Fashion-MNIST")
 
 # Reading the table and accuracy_vs_labels.png (numbers move by a point or two with the
-# seed; the smallest runs most):
+# seed, the smallest runs most):
 #
-# * With the fewest labels the borrowed features help: with 10 images per class a
-#   network from scratch has too little to learn to see from, while the MNIST features
-#   already respond to edges, bars and blobs, which shirts and trousers have too.
-# * Fine-tuning - starting from the MNIST weights but letting them move - is the best or
-#   close to it everywhere: it keeps the head start and can still adapt the features.
-# * Frozen features fall behind as labels grow: the 2,572 convolution weights were fitted
-#   to strokes of digits, and without retraining them the classifier can only recombine
-#   what they see. Scratch catches up and passes them once it has enough data to learn
-#   its own features. That crossing point moves to the right the better the source
-#   matches the target: features from a million natural photos (ImageNet) help on almost
-#   any photo task, and that is how most vision models are built in practice.
+# * With few labels the borrowed features help: with 10 images per class a network from
+#   scratch has too little to learn *to see* from, while the MNIST features already
+#   respond to edges, bars and blobs - which shirts and trousers have too. Both ways of
+#   borrowing beat scratch by a few points, at every budget of the default run.
+# * Frozen features do best with the fewest labels: with only the classifier to fit there
+#   is less to overfit. As labels grow, fine-tuning - starting from the MNIST weights but
+#   letting them move - catches up and passes them: it keeps the head start and can
+#   still adapt the features to clothes.
+# * With many more labels (--full goes up to 1,000 per class) expect scratch to close
+#   the gap too: given enough data it learns features for clothes instead of digits. The
+#   crossing point moves to the right the better the source matches the target: features
+#   learnt from a million natural photos (ImageNet) help on almost any photo task, and
+#   that is how most vision models are built in practice.
 #
 # LeNet-5 and MNIST are a small source - only 6 and 16 filters, trained on one kind of
 # image - so the gains here are modest. The idea scales; the numbers grow with the source.

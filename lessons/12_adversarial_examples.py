@@ -175,10 +175,13 @@ if fooled.size:
           f"flip from right to wrong; e.g. a {y[fooled[0]]} read as {adv_pred[fooled[0]]} with "
           f"{100 * adv_prob[fooled[0]]:.0f}% confidence")
 
-# fooled_digits.png: each row of three is a digit the network got right, the change FGSM
-# made (grey = 0, white = +eps, black = -eps: it looks like structured static, strongest
-# around the strokes), and the result with the network's new answer. Note the confidence
-# of the wrong answers: the network is not unsure, it is sure and wrong.
+# fooled_digits.png: each group of three is a digit the network got right, the change
+# FGSM made, and the result with the network's new answer. In the middle picture white is
+# +eps, black -eps and grey no change: the background gets brighter almost everywhere
+# (it can only go up from black, so the clip cancels every "darker" there - grey),
+# and parts of the strokes get dimmer. To us it is faint static; to the network it is the
+# pattern that moves its score most. Note the confidence of many wrong answers: the
+# network is not unsure, it is wrong - and often sure of it.
 
 eps_row = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3]
 i = fooled[0] if fooled.size else 0

@@ -83,13 +83,15 @@ viz.plot_filters(conv2.weight, lesson.figure("conv2_filters.png"),
 w = conv1.weight.numpy()
 print(f"conv1 weights {w.shape}: each filter's mean {np.round(w.mean(axis=(1, 2, 3)), 2)}")
 
-# conv1_filters.png: most filters are smooth, with a light side and a dark side - edge
-# and stroke detectors at some orientation (a bar of positive weights next to a bar of
-# negative ones answers "a stroke boundary runs here, this way"). Nobody told the
-# network to find edges: they are what the gradient found useful for telling digits
-# apart - much like the receptive fields Hubel and Wiesel measured in a cat's visual
-# cortex. The second layer's filters are harder to read: they combine maps, not pixels,
-# and we can only show one of their 6 input channels.
+# conv1_filters.png: do not expect textbook pictures from 6 filters of 5x5 - but look
+# for a light band next to a dark one. Such a filter answers "a stroke boundary runs here,
+# in this direction": an edge detector. Others have a light blob in the middle (a stroke
+# detector) or look noisy: they still matter, in combination with the others. Nobody told
+# the network to look for edges; they are what the gradient found useful for telling
+# digits apart - much like the receptive fields Hubel and Wiesel measured in a cat's
+# visual cortex. (Bigger networks on photos learn strikingly clean edge and colour
+# filters in their first layer.) The second layer's filters are harder to read: they
+# combine maps, not pixels, and only one of their 6 input channels is shown.
 
 # ---------------------------------------------------------------------------------------
 # 3. Feature maps: what the filters make of one image
@@ -192,9 +194,16 @@ def grad_cam(net, images, last_conv: int) -> tuple:
 
 last_relu = 4                        # features: conv, relu, pool, conv, relu (index 4), pool
 cam, predicted = grad_cam(model, digits, last_relu)
-print(f"Grad-CAM maps: {cam.shape} (one 10x10 map per digit), upsampled to 28x28 to draw")
-viz.overlay_heatmap(mnist_test.images[:n_show], cam, lesson.figure("gradcam_mnist.png"), alpha=0.5,
-                    titles=[f"predicted {p}" for p in predicted], title="Grad-CAM on conv2 (10x10, upsampled)")
+print(f"Grad-CAM maps: {cam.shape} (one 10x10 map per digit)")
+
+# Where does a 10x10 map sit in the 28x28 image? Each conv2 output looks at 5x5 cells of
+# the 14x14 pooled map, each of which covers 2x2 pixels: cell (i, j) is centred on pixel
+# (2i + 5, 2j + 5), so the map covers the central 20x20 pixels, not the whole image
+# (conv2 has no padding: it never centres on the border). Place it there before drawing:
+# every cell becomes a 2x2 block, with a 4-pixel border of zeros around.
+placed = np.pad(np.kron(cam, np.ones((2, 2))), ((0, 0), (4, 4), (4, 4)))
+viz.overlay_heatmap(mnist_test.images[:n_show], placed, lesson.figure("gradcam_mnist.png"), alpha=0.5,
+                    titles=[f"predicted {p}" for p in predicted], title="Grad-CAM on conv2 (10x10 cells of 2x2 pixels)")
 
 # gradcam_mnist.png: coarser than saliency (10x10 cells, blurred by the upsampling) but
 # calmer, and on the parts that make the digit what it is: the loop of a 9 or 6, the
@@ -241,12 +250,13 @@ viz.overlay_heatmap(images, cam, lesson.figure("gradcam_shapes.png"), titles=nam
 viz.overlay_heatmap(images, sal, lesson.figure("saliency_shapes.png"), titles=names, alpha=0.6,
                     title="Saliency |d score / d pixel|")
 
-# Compare shapes_images.png with gradcam_shapes.png: the heat sits on the figure, wherever
-# it is placed, and not on the background - the network looks where we would, though its
-# 8x8 map can only say so to within 4 pixels. Often the hottest spot is a *part*: the
-# tips of a star, the corners of a triangle, the hole of a ring - what distinguishes the
-# class from the others. The saliency maps (saliency_shapes.png) agree on the location
-# but are speckled, tracing the figure's outline pixel by pixel.
+# Compare shapes_images.png with gradcam_shapes.png: for most images the heat sits on
+# the figure, wherever it is placed - the network looks where we would, though its 8x8 map
+# can only say so to within 4 pixels. Often the hottest spot is a *part* - the tips of a
+# star, an arm of a cross, the rim of a ring - what tells the class from the others. Look
+# also for the exceptions, where some heat sits on the background: the decision for the
+# class then also rests on "there is nothing else here" - evidence of a kind we would not
+# use. The saliency maps (saliency_shapes.png) agree on the location but are speckled.
 #
 # These tools are how one catches a network cheating: a classifier of "wolf vs husky"
 # whose Grad-CAM lights up the snow, not the animal, has learnt the background. Use them
