@@ -186,10 +186,14 @@ for name, net in nets.items():
     scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     train_loader.set_epoch(0)
     start = time.perf_counter()
+
+    def after_first_epoch(state, net=net, name=name):
+        if state.epoch == 1:
+            after_training[name] = gradient_norms(net)
+
     state = fit(net, train_loader, optimizer, epochs, val_loader=test_loader, scheduler=scheduler,
-                progress=False, restore_best=False)
+                progress=False, restore_best=False, on_epoch_end=after_first_epoch)
     histories[name] = state.history
-    after_training[name] = gradient_norms(net)
     test_accuracy[name] = evaluate(net, test_loader)["accuracy"]
     curve = " ".join(f"{100 * r['train_accuracy']:.0f}%" for r in state.history)
     print(f"{name:<14} train accuracy by epoch: {curve:<28} final test accuracy "
@@ -206,16 +210,17 @@ viz.plot_curves({name: (epochs_axis, [100 * h["val_accuracy"] for h in hist]) fo
 viz.plot_bars({name: 100 * acc for name, acc in test_accuracy.items()}, lesson.figure("test_accuracy.png"),
               ylabel="test accuracy (%)", title=f"After {epochs} epochs on {n_train} images")
 viz.plot_curves({f"{name}, {when}": (layers, norms) for name in nets
-                 for when, norms in (("init", at_init[name]), ("trained", after_training[name]))},
+                 for when, norms in (("init", at_init[name]), (f"after {len(train_loader)} steps", after_training[name]))},
                 lesson.figure("gradients_init_vs_trained.png"), xlabel="convolution (1 = nearest the input)",
                 ylabel="||dLoss/dW|| (log scale)", logy=True,
-                title="Gradient reaching each layer: at initialisation and after training")
+                title="Gradient reaching each layer: at initialisation and after one epoch")
 
 # The plain network's training loss hardly moves from log(6) = 1.79, the loss of a uniform
 # guess: its accuracy stays at chance (1 in 6, 17%), Adam or not. Its output hardly
 # depends on its input (the "output std" above), and the weights near the input never get
-# a usable gradient (gradients_init_vs_trained.png: its curve stays orders of magnitude
-# below the others), so the rest has nothing to work with. The same 20 layers with batch
+# a usable gradient (gradients_init_vs_trained.png, measured again after the first epoch:
+# its curve stays orders of magnitude below the others), so the rest has nothing to work
+# with. The same 20 layers with batch
 # norm learn, but slowly: every step still has to pass through all 19 convolutions. With
 # skip connections they learn much faster and further in the same number of steps
 # (--full trains three times longer: plain + BN catches up part of the way).

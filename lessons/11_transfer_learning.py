@@ -42,7 +42,7 @@ started = time.perf_counter()
 # 1. The source network: LeNet-5 trained on MNIST
 #
 # Lesson 6 saves its trained weights; if they are there (and good), we use them. If not,
-# we train a LeNet-5 here for one epoch - about 98% on MNIST, enough to have learnt useful
+# we train a LeNet-5 here for one epoch - about 97% on MNIST, enough to have learnt useful
 # strokes. `tinycnn.save` / `tinycnn.load` write and read a plain .npz file; a model's
 # `state_dict()` is a dict from names ("features.0.weight", ...) to arrays.
 # ---------------------------------------------------------------------------------------
@@ -65,7 +65,7 @@ def mnist_lenet5():
         model = models.lenet5().to(lesson.device)
     else:
         print("no saved LeNet-5 from lesson 6 (run lessons/06_lenet5_mnist.py first to reuse it): training one")
-    n = lesson.pick(quick=1000, default=20000, full=55000)
+    n = lesson.pick(quick=1000, default=30000, full=55000)
     mnist_train = Subset(lesson.dataset(MNIST, train=True), np.arange(n))
     loader = DataLoader(mnist_train, batch_size=64, shuffle=True, seed=lesson.args.seed, transform=mnist_prepare,
                         device=lesson.device)

@@ -56,7 +56,7 @@ def mnist_lenet5():
         model = models.lenet5().to(lesson.device)
     else:
         print("no saved LeNet-5 from lesson 6 (run lessons/06_lenet5_mnist.py first to reuse it): training one")
-    n = lesson.pick(quick=1000, default=20000, full=55000)
+    n = lesson.pick(quick=1000, default=30000, full=55000)
     loader = DataLoader(Subset(lesson.dataset(MNIST, train=True), np.arange(n)), batch_size=64, shuffle=True,
                         seed=lesson.args.seed, transform=prepare, device=lesson.device)
     start = time.perf_counter()

@@ -1,6 +1,6 @@
 """Lesson 14 - Robustness.
 
-A 98%-accurate LeNet-5 meets images that are not like its training data: too dark,
+A 97-99%-accurate LeNet-5 meets images that are not like its training data: too dark,
 over-exposed, blurred, noisy, partly covered - each at five severities. A table of the
 accuracy drop for each, curves and a grid of the corrupted digits; then training with some
 corruptions, to see what it buys on those - and on the ones it never saw.
@@ -41,7 +41,7 @@ LESSON6_WEIGHTS = Path(__file__).resolve().parent / "out" / "06_lenet5_mnist" / 
 prepare = Compose([ToFloat(), Normalize(MNIST_MEAN, MNIST_STD)])
 mnist_train = lesson.dataset(MNIST, train=True)
 mnist_test = lesson.dataset(MNIST, train=False)
-n_retrain = lesson.pick(quick=600, default=20000, full=55000)
+n_retrain = lesson.pick(quick=600, default=30000, full=55000)
 
 
 def mnist_lenet5():
