@@ -179,11 +179,15 @@ viz.plot_curves({method: (per_class, [100 * a for a in accs]) for method, accs i
 # * With few labels the borrowed features help: with 10 images per class a network from
 #   scratch has too little to learn *to see* from, while the MNIST features already
 #   respond to edges, bars and blobs - which shirts and trousers have too. Both ways of
-#   borrowing beat scratch by a few points, at every budget of the default run.
-# * Frozen features do best with the fewest labels: with only the classifier to fit there
-#   is less to overfit. As labels grow, fine-tuning - starting from the MNIST weights but
-#   letting them move - catches up and passes them: it keeps the head start and can
-#   still adapt the features to clothes.
+#   borrowing beat scratch by a few points at every budget of the default run.
+# * Frozen and fine-tuned stay close, within a couple of points; which of the two wins
+#   changes with the seed and with the source network. Freezing leaves less to overfit;
+#   fine-tuning can adapt the features to clothes, but with so few labels it can also
+#   spoil them. Both are used in practice: frozen features when labels are very scarce or
+#   training must be cheap, fine-tuning (often with a smaller learning rate for the
+#   borrowed layers) when there is a little more data.
+# * Every run gets the same 200 steps. Scratch has the most to learn, and with 100 labels
+#   per class it is the one still held back by that budget (--full gives 600 steps).
 # * With many more labels (--full goes up to 1,000 per class) expect scratch to close
 #   the gap too: given enough data it learns features for clothes instead of digits. The
 #   crossing point moves to the right the better the source matches the target: features

@@ -188,8 +188,8 @@ viz.plot_bars({name: 100 * (before["clean"] - np.mean(accs)) for name, accs in b
 #   when the biases start to dominate the weak responses does the decision change.
 # * Over-exposure hurts much more, and suddenly: a grey background is something the
 #   network has never seen, and every filter now responds over the whole image.
-# * Blur is harmless at first (the pooling layers blur anyway) and then erases the thin
-#   gaps that tell a 4 from a 9 or a 3 from an 8.
+# * Blur barely matters, even at its strongest: the pooling layers blur anyway, and a
+#   LeNet-5 trained on 28x28 digits decides on coarse shapes, which survive a blur.
 # * Noise is tolerated at low levels - an image of random speckles is far from the
 #   careful pattern FGSM (lesson 12) needed - but at high levels the speckles reach the
 #   brightness of strokes everywhere.
@@ -239,14 +239,21 @@ viz.plot_bars({f"{name}\n{when}": 100 * np.mean(result["table"][name])
               lesson.figure("before_after_training_with_corruptions.png"), ylabel="mean test accuracy (%)",
               title="Training with low light + noise: before / after")
 
-# The pattern of the last table is the main result of the robustness literature in
-# miniature. Training with a corruption fixes *that* corruption (low light and noise
-# jump up), at little or no cost on clean digits. Its effect on the corruptions it never
-# saw is small and can go either way - noise training, for instance, teaches a network
-# to ignore fine detail, which may help a little with other noise-like damage and does
-# nothing for a grey background. Robustness does not come for free from accuracy, and it
-# does not transfer well: one has to know, or guess, what the deployed network will meet
-# and test for it - as this lesson did.
+# The last table is the main result of the robustness literature in miniature:
+#
+# * Training with a corruption fixes *that* corruption: low light and noise jump up to
+#   near the clean accuracy, at little or no cost on clean digits.
+# * Some of it carries over to corruptions that share something with those trained on.
+#   Here over-exposure gains a lot, though the network never saw a grey background: Gaussian
+#   noise clipped at black *raises* the background on average, and dimmed digits taught it
+#   to judge strokes by contrast rather than by brightness - together, a good part of what
+#   over-exposure needs.
+# * Nothing carries over where nothing is shared: blur (already harmless) and occlusion
+#   (missing strokes are a different problem) stay where they were.
+#
+# Robustness does not come for free with accuracy, and what one training trick buys is
+# hard to predict: one has to guess what the deployed network will meet - and then test
+# for it, as this lesson did.
 
 print(f"\nlesson 14 took {time.perf_counter() - started:.0f}s")
 lesson.finish()
