@@ -18,7 +18,6 @@ same script trains on a subset for a few epochs, to show every piece working.
 # real run, a GPU: `pip install '.[cuda12]'` adds CuPy, and the same code then runs there.
 # ---------------------------------------------------------------------------------------
 
-import sys
 import time
 
 import numpy as np
@@ -43,8 +42,7 @@ started = time.perf_counter()
 # set to the device once; batches, augmentation, forward and backward all stay there.
 # Unless --device says otherwise, this lesson takes the GPU when there is one.
 # ---------------------------------------------------------------------------------------
-device_given = any(arg == "--device" or arg.startswith("--device=") for arg in sys.argv[1:])
-device = lesson.device if device_given else ("cuda" if tinycnn.cuda_is_available() else "cpu")
+device = lesson.device  # "auto" (the default) has become "cuda" if CuPy sees a GPU, else "cpu"
 on_gpu = device.startswith("cuda")
 print(f"device: {device}" + ("" if on_gpu else " (no GPU: a short run on a subset; --device cuda for the real one)"))
 

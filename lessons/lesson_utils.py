@@ -8,7 +8,7 @@ A lesson is run as ``python lessons/NN_name.py`` and takes
     --out DIR    where the figures go (default: lessons/out/NN_name/)
     --data-dir   folder holding mnist/, fashion-mnist/, cifar10/ (lessons on real data)
     --download   fetch a missing data set
-    --device     cpu or cuda
+    --device     cpu or cuda (default: the GPU when CuPy sees one)
     --seed       the random seed (default 0)
 """
 
@@ -35,7 +35,8 @@ class Lesson:
         size.add_argument("--full", action="store_true", help="the real-size run")
         parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / self.name,
                             help="folder for the figures")
-        parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+        parser.add_argument("--device", default="auto",
+                            help="cpu, cuda or cuda:N (default: auto, the GPU when there is one)")
         parser.add_argument("--seed", type=int, default=0)
         if needs_data:
             parser.add_argument("--data-dir", help="folder holding mnist/, fashion-mnist/, cifar10/ "
@@ -45,6 +46,8 @@ class Lesson:
         self.quick, self.full = self.args.quick, self.args.full
         self.mode = "quick" if self.quick else "full" if self.full else "default"
         self.device = self.args.device
+        if self.device == "auto":
+            self.device = "cuda" if tinycnn.cuda_is_available() else "cpu"
         self.out = self.args.out
         self.out.mkdir(parents=True, exist_ok=True)
         self.figures: list = []
