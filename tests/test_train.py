@@ -129,7 +129,9 @@ def test_state_dict_round_trip_through_a_file(tmp_path, name):
                                          ("resnet56", 853_018)])
 def test_model_sizes_match_the_papers(name, params):
     in_channels = 1 if name == "lenet5" else 3
-    assert models.count_parameters(models.get_model(name, num_classes=10, in_channels=in_channels)) == params
+    model = models.get_model(name, num_classes=10, in_channels=in_channels)
+    assert models.count_parameters(model) == params
+    assert repr(model).splitlines()[1].strip() == f"{params:,} parameters"  # printing a model shows its size
 
 
 def test_resnet_option_b_and_output_shapes():

@@ -4,6 +4,7 @@
 ``tinycnn train --model`` option does.
 """
 
+from .base import ZooModel, count_parameters
 from .lenet import LeNet5, lenet5
 from .resnet import BasicBlock, ResNet, resnet20, resnet32, resnet56
 from .small import SmallCNN, small_cnn
@@ -27,12 +28,7 @@ def get_model(name: str, num_classes: int = 10, in_channels: int = 3, **kwargs):
     return MODELS[key](num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
-def count_parameters(model) -> int:
-    """Number of trainable scalars in ``model``."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 __all__ = [
-    "MODELS", "get_model", "count_parameters", "LeNet5", "lenet5", "ResNet", "BasicBlock",
+    "MODELS", "get_model", "count_parameters", "ZooModel", "LeNet5", "lenet5", "ResNet", "BasicBlock",
     "resnet20", "resnet32", "resnet56", "VGG", "vgg_small", "SmallCNN", "small_cnn",
 ]

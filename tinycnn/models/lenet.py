@@ -12,9 +12,10 @@ output layer for a plain linear layer (61,706 parameters for 10 classes).
 """
 
 from .. import nn
+from .base import ZooModel
 
 
-class LeNet5(nn.Module):
+class LeNet5(ZooModel):
     """LeNet-5 for (N, in_channels, input_size, input_size) images, input_size 28 or 32."""
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28):

@@ -13,6 +13,7 @@ with zeros (no parameters); option B uses a 1x1 convolution with batch norm inst
 """
 
 from .. import nn
+from .base import ZooModel
 from ..functional import math as M
 
 
@@ -58,7 +59,7 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-class ResNet(nn.Module):
+class ResNet(ZooModel):
     """CIFAR ResNet with 6n+2 layers. (N, in_channels, 32, 32) -> (N, num_classes)."""
 
     def __init__(self, n: int, num_classes: int = 10, in_channels: int = 3, shortcut: str = "A"):

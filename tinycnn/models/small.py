@@ -10,6 +10,7 @@ global pooling) lets the last layer see where each part of a figure is.
 """
 
 from .. import nn
+from .base import ZooModel
 
 
 def _block(in_channels: int, out_channels: int) -> list:
@@ -17,7 +18,7 @@ def _block(in_channels: int, out_channels: int) -> list:
             nn.ReLU(), nn.MaxPool2d(2)]
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(ZooModel):
     """(N, in_channels, input_size, input_size) -> (N, num_classes); input_size a multiple of 8."""
 
     def __init__(self, num_classes: int = 6, in_channels: int = 3, input_size: int = 32, width: int = 8):

@@ -7,13 +7,14 @@ Szegedy 2015. These are scaled down for 28x28 and 32x32 images and a CPU.
 """
 
 from .. import nn
+from .base import ZooModel
 
 
 def _conv_bn_relu(in_channels, out_channels):
     return [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU()]
 
 
-class VGG(nn.Module):
+class VGG(ZooModel):
     """Conv blocks (each a list of channel widths, ending in 2x2 max pooling), global
     average pooling and a linear classifier. (N, in_channels, H, W) -> (N, num_classes)."""
 
