@@ -22,8 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tinycnn  # noqa: E402
-import tinycnn.functional as F  # noqa: E402
-from tinycnn import models, nn, optim, viz  # noqa: E402
+from tinycnn import nn, optim, viz  # noqa: E402
 from tinycnn.data import SHAPES_MEAN, SHAPES_STD, Compose, DataLoader, Normalize, Shapes, ToFloat  # noqa: E402
 from tinycnn.train import evaluate  # noqa: E402
 from lesson_utils import Lesson  # noqa: E402

@@ -22,14 +22,13 @@ borrowing pays.
 
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 
 import tinycnn
 from tinycnn import models, nn, optim, viz
 from tinycnn.data import (
-    FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST, MNIST_MEAN, MNIST_STD, Compose, DataLoader, FashionMNIST,
+    FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD, Compose, DataLoader, FashionMNIST,
     Normalize, Subset, ToFloat,
 )
 from tinycnn.train import evaluate, fit
@@ -46,37 +45,9 @@ started = time.perf_counter()
 # strokes. `tinycnn.save` / `tinycnn.load` write and read a plain .npz file; a model's
 # `state_dict()` is a dict from names ("features.0.weight", ...) to arrays.
 # ---------------------------------------------------------------------------------------
-LESSON6_WEIGHTS = Path(__file__).resolve().parent / "out" / "06_lenet5_mnist" / "lenet5_mnist.npz"
 mnist_prepare = Compose([ToFloat(), Normalize(MNIST_MEAN, MNIST_STD)])
 
-
-def mnist_lenet5():
-    """A LeNet-5 trained on MNIST: lesson 6's if it is saved and good, else trained here."""
-    mnist_test = Subset(lesson.dataset(MNIST, train=False), np.arange(2000))
-    test_loader = DataLoader(mnist_test, batch_size=500, transform=mnist_prepare, device=lesson.device)
-    model = models.lenet5().to(lesson.device)
-    if LESSON6_WEIGHTS.exists():
-        model.load_state_dict(tinycnn.load(LESSON6_WEIGHTS)["model"])
-        accuracy = evaluate(model, test_loader)["accuracy"]
-        if accuracy >= 0.97:
-            print(f"loaded lesson 6's LeNet-5 ({LESSON6_WEIGHTS.name}): {100 * accuracy:.2f}% on 2,000 MNIST test digits")
-            return model
-        print(f"lesson 6's saved LeNet-5 reaches only {100 * accuracy:.1f}% (a --quick run?): training a new one")
-        model = models.lenet5().to(lesson.device)
-    else:
-        print("no saved LeNet-5 from lesson 6 (run lessons/06_lenet5_mnist.py first to reuse it): training one")
-    n = lesson.pick(quick=1000, default=30000, full=55000)
-    mnist_train = Subset(lesson.dataset(MNIST, train=True), np.arange(n))
-    loader = DataLoader(mnist_train, batch_size=64, shuffle=True, seed=lesson.args.seed, transform=mnist_prepare,
-                        device=lesson.device)
-    start = time.perf_counter()
-    fit(model, loader, optim.Adam(model.parameters(), lr=2e-3), epochs=1, progress=False)
-    print(f"trained LeNet-5 on {n:,} MNIST digits for one epoch in {time.perf_counter() - start:.0f}s: "
-          f"{100 * evaluate(model, test_loader)['accuracy']:.2f}% on 2,000 MNIST test digits")
-    return model
-
-
-source = mnist_lenet5()
+source = lesson.mnist_lenet5()
 source_state = {name: value.copy() for name, value in source.state_dict().items()}
 print(source)
 

@@ -17,7 +17,6 @@ first defence (adversarial training).
 # ---------------------------------------------------------------------------------------
 
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -25,7 +24,6 @@ import tinycnn
 from tinycnn import functional as F
 from tinycnn import models, optim, viz
 from tinycnn.data import MNIST, MNIST_MEAN, MNIST_STD, Compose, DataLoader, Normalize, Subset, ToFloat
-from tinycnn.train import evaluate, fit
 from lesson_utils import Lesson
 
 lesson = Lesson(__file__, __doc__, needs_data=True)
@@ -37,38 +35,11 @@ started = time.perf_counter()
 # Lesson 6's LeNet-5 if its weights are saved (and good); otherwise one epoch of training
 # here, which reaches about 97%.
 # ---------------------------------------------------------------------------------------
-LESSON6_WEIGHTS = Path(__file__).resolve().parent / "out" / "06_lenet5_mnist" / "lenet5_mnist.npz"
 prepare = Compose([ToFloat(), Normalize(MNIST_MEAN, MNIST_STD)])
 mnist_train = lesson.dataset(MNIST, train=True)
 mnist_test = lesson.dataset(MNIST, train=False)
 
-
-def mnist_lenet5():
-    """A LeNet-5 trained on MNIST: lesson 6's if it is saved and good, else trained here."""
-    test_loader = DataLoader(Subset(mnist_test, np.arange(2000)), batch_size=500, transform=prepare,
-                             device=lesson.device)
-    model = models.lenet5().to(lesson.device)
-    if LESSON6_WEIGHTS.exists():
-        model.load_state_dict(tinycnn.load(LESSON6_WEIGHTS)["model"])
-        accuracy = evaluate(model, test_loader)["accuracy"]
-        if accuracy >= 0.97:
-            print(f"loaded lesson 6's LeNet-5 ({LESSON6_WEIGHTS.name}): {100 * accuracy:.2f}% on 2,000 MNIST test digits")
-            return model
-        print(f"lesson 6's saved LeNet-5 reaches only {100 * accuracy:.1f}% (a --quick run?): training a new one")
-        model = models.lenet5().to(lesson.device)
-    else:
-        print("no saved LeNet-5 from lesson 6 (run lessons/06_lenet5_mnist.py first to reuse it): training one")
-    n = lesson.pick(quick=1000, default=30000, full=55000)
-    loader = DataLoader(Subset(mnist_train, np.arange(n)), batch_size=64, shuffle=True, seed=lesson.args.seed,
-                        transform=prepare, device=lesson.device)
-    start = time.perf_counter()
-    fit(model, loader, optim.Adam(model.parameters(), lr=2e-3), epochs=1, progress=False)
-    print(f"trained LeNet-5 on {n:,} MNIST digits for one epoch in {time.perf_counter() - start:.0f}s: "
-          f"{100 * evaluate(model, test_loader)['accuracy']:.2f}% on 2,000 MNIST test digits")
-    return model
-
-
-model = mnist_lenet5()
+model = lesson.mnist_lenet5()
 
 # ---------------------------------------------------------------------------------------
 # 2. The gradient with respect to the image

@@ -18,7 +18,6 @@ corruptions, to see what it buys on those - and on the ones it never saw.
 
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -37,38 +36,12 @@ started = time.perf_counter()
 #
 # Lesson 6's if its weights are saved (and good); otherwise one epoch of training here.
 # ---------------------------------------------------------------------------------------
-LESSON6_WEIGHTS = Path(__file__).resolve().parent / "out" / "06_lenet5_mnist" / "lenet5_mnist.npz"
 prepare = Compose([ToFloat(), Normalize(MNIST_MEAN, MNIST_STD)])
 mnist_train = lesson.dataset(MNIST, train=True)
 mnist_test = lesson.dataset(MNIST, train=False)
 n_retrain = lesson.pick(quick=600, default=30000, full=55000)
 
-
-def mnist_lenet5():
-    """A LeNet-5 trained on MNIST: lesson 6's if it is saved and good, else trained here."""
-    test_loader = DataLoader(Subset(mnist_test, np.arange(2000)), batch_size=500, transform=prepare,
-                             device=lesson.device)
-    model = models.lenet5().to(lesson.device)
-    if LESSON6_WEIGHTS.exists():
-        model.load_state_dict(tinycnn.load(LESSON6_WEIGHTS)["model"])
-        accuracy = evaluate(model, test_loader)["accuracy"]
-        if accuracy >= 0.97:
-            print(f"loaded lesson 6's LeNet-5 ({LESSON6_WEIGHTS.name}): {100 * accuracy:.2f}% on 2,000 MNIST test digits")
-            return model
-        print(f"lesson 6's saved LeNet-5 reaches only {100 * accuracy:.1f}% (a --quick run?): training a new one")
-        model = models.lenet5().to(lesson.device)
-    else:
-        print("no saved LeNet-5 from lesson 6 (run lessons/06_lenet5_mnist.py first to reuse it): training one")
-    loader = DataLoader(Subset(mnist_train, np.arange(n_retrain)), batch_size=64, shuffle=True,
-                        seed=lesson.args.seed, transform=prepare, device=lesson.device)
-    start = time.perf_counter()
-    fit(model, loader, optim.Adam(model.parameters(), lr=2e-3), epochs=1, progress=False)
-    print(f"trained LeNet-5 on {n_retrain:,} MNIST digits for one epoch in {time.perf_counter() - start:.0f}s: "
-          f"{100 * evaluate(model, test_loader)['accuracy']:.2f}% on 2,000 MNIST test digits")
-    return model
-
-
-model = mnist_lenet5()
+model = lesson.mnist_lenet5(n_train=n_retrain)
 
 # ---------------------------------------------------------------------------------------
 # 2. Five corruptions, five severities each

@@ -16,12 +16,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+
+import numpy as np
 
 import tinycnn
 
 # The exit status of a lesson whose data set is missing: the tests skip on it.
 MISSING_DATA = 3
+
+# Where lesson 6 saves its trained LeNet-5 (lessons 11-14 reuse it).
+LESSON6_WEIGHTS = Path(__file__).resolve().parent / "out" / "06_lenet5_mnist" / "lenet5_mnist.npz"
 
 
 class Lesson:
@@ -71,6 +77,37 @@ class Lesson:
             print(f"{self.name}: this lesson needs {cls.__name__}.\n{error}\n"
                   f"Run it with --data-dir DIR (a folder holding the data set) or --download.", file=sys.stderr)
             sys.exit(MISSING_DATA)
+
+    def mnist_lenet5(self, n_train=None):
+        """A LeNet-5 trained on MNIST: lesson 6's if it is saved and good (>= 97% on 2,000
+        test digits), else one epoch of Adam here on ``n_train`` digits (about 97%)."""
+        from tinycnn import models, optim
+        from tinycnn.data import MNIST, MNIST_MEAN, MNIST_STD, Compose, DataLoader, Normalize, Subset, ToFloat
+        from tinycnn.train import evaluate, fit
+
+        prepare = Compose([ToFloat(), Normalize(MNIST_MEAN, MNIST_STD)])
+        test_digits = Subset(self.dataset(MNIST, train=False), np.arange(2000))
+        test_loader = DataLoader(test_digits, batch_size=500, transform=prepare, device=self.device)
+        model = models.lenet5().to(self.device)
+        if LESSON6_WEIGHTS.exists():
+            model.load_state_dict(tinycnn.load(LESSON6_WEIGHTS)["model"])
+            accuracy = evaluate(model, test_loader)["accuracy"]
+            if accuracy >= 0.97:
+                print(f"loaded lesson 6's LeNet-5 ({LESSON6_WEIGHTS.name}): {100 * accuracy:.2f}% on 2,000 MNIST test digits")
+                return model
+            print(f"lesson 6's saved LeNet-5 reaches only {100 * accuracy:.1f}% (a --quick run?): training a new one")
+            model = models.lenet5().to(self.device)
+        else:
+            print("no saved LeNet-5 from lesson 6 (run lessons/06_lenet5_mnist.py first to reuse it): training one")
+        n_train = n_train or self.pick(quick=1000, default=30000, full=55000)
+        train_digits = Subset(self.dataset(MNIST, train=True), np.arange(n_train))
+        loader = DataLoader(train_digits, batch_size=64, shuffle=True, seed=self.args.seed, transform=prepare,
+                            device=self.device)
+        start = time.perf_counter()
+        fit(model, loader, optim.Adam(model.parameters(), lr=2e-3), epochs=1, progress=False)
+        print(f"trained LeNet-5 on {n_train:,} MNIST digits for one epoch in {time.perf_counter() - start:.0f}s: "
+              f"{100 * evaluate(model, test_loader)['accuracy']:.2f}% on 2,000 MNIST test digits")
+        return model
 
     def finish(self) -> None:
         """Say where the figures went."""
