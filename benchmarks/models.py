@@ -34,7 +34,7 @@ CIFAR-10, 3x32x32):
   CIFAR-10 trains at lr 0.001 instead of 0.1). A budget this small ranks speed of learning, not
   final accuracy. ``--no-accuracy`` skips it.
 
-The default CPU run takes about 10 minutes on 2 cores.
+The default CPU run takes about 7-8 minutes on 2 cores (most of it resnet32/56).
 """
 
 from __future__ import annotations
