@@ -142,3 +142,22 @@ def test_resnet_option_b_and_output_shapes():
     assert models.lenet5(in_channels=3, input_size=32)(tinycnn.randn(1, 3, 32, 32)).shape == (1, 10)
     with pytest.raises(ValueError, match="unknown model"):
         models.get_model("alexnet")
+
+
+@pytest.mark.parametrize("epochs,expected", [(1, [0.1]), (2, [0.1, 0.01]), (182, None)])
+def test_multistep_schedule_never_starts_decayed(epochs, expected):
+    from tinycnn.runner import build_optimizer, build_schedule
+
+    config = RunConfig(dataset="cifar10", epochs=epochs).resolved()
+    model = models.lenet5()
+    optimizer = build_optimizer(config, model)
+    schedule, per_batch = build_schedule(config, optimizer, steps_per_epoch=10)
+    assert not per_batch
+    lrs = []
+    for _ in range(epochs):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        schedule.step()
+    if expected is not None:
+        assert lrs == pytest.approx(expected)
+    else:  # the paper's recipe: 0.1, then / 10 at epoch 91 and again at 136
+        assert lrs[90] == pytest.approx(0.1) and lrs[91] == pytest.approx(0.01) and lrs[136] == pytest.approx(0.001)

@@ -172,7 +172,9 @@ def build_schedule(config: RunConfig, optimizer, steps_per_epoch: int):
     elif config.schedule == "step":
         schedule = S.StepLR(optimizer, step_size=max(1, main_epochs // 3), gamma=0.1)
     elif config.schedule == "multistep":  # He et al.: divide by 10 at 50% and 75% of training
-        schedule = S.MultiStepLR(optimizer, milestones=[main_epochs // 2, (3 * main_epochs) // 4], gamma=0.1)
+        # (never at epoch 0: a run of 1 epoch would otherwise start at lr / 100)
+        milestones = sorted({max(1, main_epochs // 2), max(1, (3 * main_epochs) // 4)})
+        schedule = S.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
     else:
         schedule = S.CosineAnnealingLR(optimizer, T_max=main_epochs)
     if warmup > 0:
