@@ -50,6 +50,8 @@ import sys
 import tempfile
 import time
 
+from report import machine_info, write_json
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # model: (data set, number of classes, input shape (C, H, W), recipe batch size)
@@ -241,12 +243,9 @@ def main():
               f"{row['latency_batch_ms'] / row['infer_batch']:>8.3f}{peak:>9}{acc:>8}", flush=True)
 
     if args.json:
-        info = {"device": args.device, "threads": args.threads if args.device == "cpu" else None,
-                "numpy": np.__version__, "python": platform.python_version(), "machine": platform.machine(),
-                "steps": args.steps, "budget_epochs": args.budget_epochs, "train_size": train_size or "all"}
-        with open(args.json, "w") as f:
-            json.dump({"config": info, "results": results}, f, indent=2)
-        print(f"\nwrote {args.json}")
+        info = {**machine_info(args.device, args.threads), "steps": args.steps,
+                "budget_epochs": args.budget_epochs, "train_size": train_size or "all"}
+        write_json(args.json, info, results)
     return 0
 
 

@@ -32,12 +32,12 @@ input-gradient and the weight-gradient products).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
+
+from report import machine_info, write_json
 
 MODELS = {
     # name: (builder, batch, input shape (C, H, W))
@@ -279,9 +279,7 @@ def main():
 
     ceiling = gemm_ceiling(xp, sync_ours)
     header_info = {
-        "device": device, "threads": args.threads if device == "cpu" else None,
-        "numpy": np.__version__, "torch": torch.__version__ if torch else None,
-        "python": platform.python_version(), "machine": platform.machine(),
+        **machine_info(device, args.threads), "torch": torch.__version__ if torch else None,
         "malloc_tuning": getattr(tinycnn.backend, "malloc_tuned", None),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "gemm_ceiling_gflops": ceiling,
@@ -328,9 +326,7 @@ def main():
             print(line, flush=True)
 
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"config": header_info, "results": results}, f, indent=2)
-        print(f"\nwrote {args.json}")
+        write_json(args.json, header_info, results)
     return 0
 
 

@@ -33,11 +33,12 @@ accuracy curve (test accuracy after every epoch).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
+
+from report import machine_info, write_json
 
 TARGETS = {
     # name: (dataset, target test accuracy, runs on the CPU by default?)
@@ -178,11 +179,7 @@ def main():
               + ", ".join(f"{c['epoch']}: {100 * c['test_accuracy']:.2f}%" for c in r["curve"]))
 
     if args.json:
-        info = {"device": args.device, "threads": args.threads if args.device == "cpu" else None,
-                "numpy": np.__version__, "python": platform.python_version(), "machine": platform.machine()}
-        with open(args.json, "w") as f:
-            json.dump({"config": info, "results": results}, f, indent=2)
-        print(f"\nwrote {args.json}")
+        write_json(args.json, machine_info(args.device, args.threads), results)
     return 0
 
 
