@@ -115,8 +115,9 @@ plt.close(fig)
 # 3. Same numbers, very different speed
 #
 # Now a realistic layer: a batch of 32x32 RGB images, 16 filters of 3x3, padding 1.
-# tinycnn's F.conv2d builds the columns without any loop over pixels (one strided copy per
-# kernel offset; see tinycnn/functional/im2col.py) and calls one matrix product.
+# tinycnn's F.conv2d builds the columns without any loop over pixels (one copy of a strided
+# view of the input; see tinycnn/functional/im2col.py) and calls one matrix product, a few
+# images at a time so that the columns stay in the CPU's cache (tinycnn/functional/conv.py).
 # ---------------------------------------------------------------------------------------
 print("\n2. Loops versus im2col + GEMM")
 batch = lesson.pick(quick=2, default=16, full=64)

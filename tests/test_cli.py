@@ -54,23 +54,27 @@ def test_eval_reproduces_the_test_accuracy(run_dir, capsys):
 
 
 def test_predict_classifies_image_files(run_dir, tmp_path, capsys):
+    """48 test images as PNG files, and the same images enlarged 2x as RGBA: the command
+    converts them back (2x2 blocks averaged), so both give the same predictions."""
     test_set = tinycnn.data.Shapes(train=False, seed=0)
-    paths, labels = [], []
-    for i in range(12):
-        image = Image.fromarray(test_set.images[i].transpose(1, 2, 0))
-        # other sizes and modes than the training images: the command converts them
-        image = image.resize((64, 64), Image.NEAREST).convert("RGBA") if i % 2 else image
-        path = tmp_path / f"shape{i}.png"
-        image.save(path)
-        paths.append(str(path))
-        labels.append(test_set.classes[test_set.labels[i]])
-    capsys.readouterr()
-    assert main(["predict", "--checkpoint", str(run_dir / "checkpoint.npz"), "--top", "2", *paths]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == len(paths)
-    predicted = [line.split(": ", 1)[1].split(" ")[0] for line in lines]
-    assert np.mean([p == t for p, t in zip(predicted, labels)]) >= 0.75
-    assert all(line.count("%") == 2 for line in lines)
+    labels = [test_set.classes[label] for label in test_set.labels[:48]]
+    predictions = {}
+    for kind in ("plain", "enlarged"):
+        paths = []
+        for i in range(48):
+            image = Image.fromarray(test_set.images[i].transpose(1, 2, 0))
+            if kind == "enlarged":  # other sizes and modes than the training images
+                image = image.resize((64, 64), Image.NEAREST).convert("RGBA")
+            paths.append(str(tmp_path / f"{kind}{i}.png"))
+            image.save(paths[-1])
+        capsys.readouterr()
+        assert main(["predict", "--checkpoint", str(run_dir / "checkpoint.npz"), "--top", "2", *paths]) == 0
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert len(lines) == len(paths)
+        assert all(line.count("%") == 2 for line in lines)
+        predictions[kind] = [line.split(": ", 1)[1].split(" ")[0] for line in lines]
+    assert predictions["enlarged"] == predictions["plain"]
+    assert np.mean([p == t for p, t in zip(predictions["plain"], labels)]) >= 0.75
 
 
 def test_bad_arguments_give_one_line_errors(run_dir, tmp_path, capsys):

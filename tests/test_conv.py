@@ -159,7 +159,7 @@ def test_col2im_is_the_adjoint_of_im2col(cfg):
     cols_shape = im2col(x, geometry).shape
     oh, ow = geometry.out_size
     # garbage wide-row columns (if any) must be zero for col2im, as the conv backward makes them
-    cols = rng.standard_normal((cols_shape[0], oh, cfg["n"], geometry.row_width))
+    cols = rng.standard_normal((cols_shape[0], cfg["n"], oh, geometry.row_width))
     cols[..., ow:] = 0
     cols = cols.reshape(cols_shape)
     lhs = (im2col(x, geometry) * cols).sum()
@@ -229,3 +229,51 @@ def test_full_convolution_is_chosen_for_resnet_blocks_only():
     assert not conv_module._use_full_convolution(strided, (32, 16, 3, 3))
     lenet2 = ConvGeometry((2, 6, 14, 14), (5, 5), (1, 1), (0, 0), (1, 1))
     assert not conv_module._use_full_convolution(lenet2, (16, 6, 5, 5))
+
+
+# --------------------------------------------------------------------------- batch blocking
+def chunk_bytes_for(cfg, images):
+    """CHUNK_BYTES that gives ``images`` images per chunk for this config (float64)."""
+    from tinycnn.functional.im2col import ConvGeometry
+    geometry = ConvGeometry((cfg["n"], cfg["c"], cfg["h"], cfg["w"]), cfg["kernel"], cfg["stride"],
+                            cfg["padding"], cfg["dilation"])
+    kh, kw = cfg["kernel"]
+    return images * cfg["c"] * kh * kw * geometry.columns_per_image * 8
+
+
+@pytest.mark.parametrize("full_convolution", [False, True])
+@pytest.mark.parametrize("cfg", [dict(c, n=5) for c in random_configs(12, seed=21)], ids=lambda c: f"{c}")
+def test_chunks_give_the_whole_batch_result(cfg, full_convolution, monkeypatch):
+    """One image per chunk, two (with an uneven last chunk), or the whole batch: the same numbers."""
+    monkeypatch.setattr(conv_module, "USE_FULL_CONVOLUTION", full_convolution)
+    _, _, _, tx, tw, tb = make_inputs(cfg, seed=22, requires_grad=True)
+    grad = np.random.default_rng(23).standard_normal(call(cfg, tx, tw, tb).shape)
+    results = []
+    for images in (5, 1, 2):
+        monkeypatch.setattr(conv_module, "CHUNK_BYTES", chunk_bytes_for(cfg, images))
+        assert len(conv_module.image_chunks(conv_module.ConvGeometry(
+            (5, cfg["c"], cfg["h"], cfg["w"]), cfg["kernel"], cfg["stride"], cfg["padding"], cfg["dilation"]),
+            8, np)) == -(-5 // images)
+        for t in (tx, tw, tb):
+            if t is not None:
+                t.grad = None
+        out = call(cfg, tx, tw, tb)
+        out.backward(grad)
+        results.append([out.numpy(), tx.grad.numpy(), tw.grad.numpy()] + ([tb.grad.numpy()] if tb is not None else []))
+    for other in results[1:]:
+        for expected, got in zip(results[0], other):
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_image_chunks_cover_the_batch_once():
+    from tinycnn.functional.im2col import ConvGeometry
+    geometry = ConvGeometry((128, 16, 32, 32), (3, 3), (1, 1), (1, 1), (1, 1))  # 627 KB of columns per image
+    chunks = conv_module.image_chunks(geometry, 4, np)
+    assert chunks[0] == slice(0, 6) and chunks[-1] == slice(126, 128)
+    assert sum(c.stop - c.start for c in chunks) == 128
+    assert all(a.stop == b.start for a, b in zip(chunks, chunks[1:]))
+    # an image bigger than a chunk still gets a chunk of its own
+    big = ConvGeometry((3, 512, 64, 64), (3, 3), (1, 1), (1, 1), (1, 1))
+    assert conv_module.image_chunks(big, 4, np) == [slice(0, 1), slice(1, 2), slice(2, 3)]
+    # on a GPU (any array module but NumPy) the batch is one chunk
+    assert conv_module.image_chunks(geometry, 4, object()) == [slice(0, 128)]

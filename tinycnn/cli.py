@@ -82,7 +82,11 @@ def _predict(args) -> int:
             raise UserError(f"image file {name!r} does not exist")
         try:
             with Image.open(path) as image:
-                image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
+                image = image.convert("L" if channels == 1 else "RGB")
+                # Shrinking averages each output pixel's area (BOX), as a camera pixel does and as
+                # MNIST's digits were made; enlarging interpolates (BILINEAR).
+                shrink = image.width >= width and image.height >= height
+                image = image.resize((width, height), Image.BOX if shrink else Image.BILINEAR)
                 array = np.asarray(image, dtype=np.uint8)
         except (UnidentifiedImageError, OSError) as error:
             raise UserError(f"cannot read {name!r} as an image ({error})") from None

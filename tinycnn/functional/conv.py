@@ -1,4 +1,4 @@
-"""2-D convolution: im2col + one matrix product per group.
+"""2-D convolution: im2col + one matrix product per group, a few images at a time.
 
 Forward (see im2col.py for the column layout)::
 
@@ -12,18 +12,33 @@ Backward, for ``grad`` = dLoss/dout laid out like ``out`` as (O, windows)::
     grad_x      = col2im(grad_cols)           # (N, C, H, W)
     grad_bias   = grad summed over the windows
 
-For a stride-1 convolution the input gradient has a second form (switched on by
-``USE_FULL_CONVOLUTION``, see there why it is off): it is itself a convolution, of the output
-gradient (padded by KH-1-PH, a "full" convolution) with the kernel flipped in
-both spatial axes and with its in/out channels swapped::
+Batch blocking (CPU)
+--------------------
+The column matrix is KH*KW times the size of the input: 80 MB for a batch of 128
+images of 16x32x32 and a 3x3 kernel. Built for the whole batch at once, it is
+written to main memory by im2col and read back by the GEMM, and the CPU waits on
+memory more than it computes. So on the CPU both passes run over *chunks* of a few
+images whose column matrix (about ``CHUNK_BYTES``) stays in the cache between
+im2col and the GEMM. The backward builds each chunk's columns again rather than
+keeping the forward's (cheaper than a round trip through memory, and the columns
+of the whole batch are never held). This made ResNet-20's convolutions about 2x
+faster (benchmarks/layers.py). On a GPU the whole batch is one chunk: its memory
+is fast and one large GEMM keeps it busy, where many small ones would not.
+
+The input gradient as a convolution
+-----------------------------------
+For a stride-1 convolution the input gradient has a second form
+(``USE_FULL_CONVOLUTION``): it is itself a convolution, of the output gradient
+(padded by DH*(KH-1)-PH, a "full" convolution) with the kernel flipped in both
+spatial axes and with its in/out channels swapped::
 
     grad_x = conv2d(grad, flip(weight).transpose(in, out), padding=dilation*(K-1) - padding)
 
 That is one im2col of ``grad`` and a GEMM with inner dimension O*KH*KW, instead
 of a GEMM with inner dimension only O (BLAS is slow on such thin products) and
-a col2im (KH*KW strided adds over the whole image). It does not help on the CPU:
-the im2col of ``grad`` costs about what col2im did, and OpenBLAS's thin GEMM turned
-out no slower than the wide one.
+a col2im (KH*KW strided adds). With chunks in the cache it is 1.5x faster for the
+"same" convolutions of ResNet blocks; ``_use_full_convolution`` picks it where its
+column matrix is no larger than col2im's.
 
 With ``groups=G`` the channels split into G independent convolutions: input
 channels [g*C/G, (g+1)*C/G) meet only output channels [g*O/G, (g+1)*O/G).
@@ -32,59 +47,99 @@ The G products are one batched ``matmul`` over a leading group axis.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
 from .im2col import ConvGeometry, col2im, columns_to_nchw, im2col, nchw_to_columns, pair
 
 __all__ = ["conv2d"]
 
+# Size of one chunk's column matrix on the CPU: a few MB fits the L2/L3 caches of current CPUs.
+# 2-8 MB measured within 10% of each other on a 2-core EPYC (2 MB L2 per core, 32 MB L3).
+CHUNK_BYTES = 4 * 2**20
+
+# Compute stride-1 input gradients as a full convolution where that is cheaper (see above).
+USE_FULL_CONVOLUTION = True
+
+
+def image_chunks(geometry: ConvGeometry, itemsize: int, xp) -> list:
+    """Slices of the batch, each about ``CHUNK_BYTES`` of columns (on the CPU), or the whole batch (GPU)."""
+    n, c = geometry.x_shape[:2]
+    if xp is not np:
+        return [slice(0, n)]
+    kh, kw = geometry.kernel
+    bytes_per_image = c * kh * kw * geometry.columns_per_image * itemsize
+    size = max(1, CHUNK_BYTES // bytes_per_image)
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def _convolve(x, weight_matrix, geometry: ConvGeometry, bias=None):
+    """The forward pass, chunk by chunk.
+
+    x: (N, C, H, W), weight_matrix: (G, O/G, C/G*KH*KW), bias: (O,) or None -> (N, O, OH, OW)
+    """
+    xp = get_array_module(x)
+    groups, group_out, _ = weight_matrix.shape
+    out = xp.empty((x.shape[0], groups * group_out) + geometry.out_size, dtype=x.dtype)
+    for chunk in image_chunks(geometry, x.dtype.itemsize, xp):
+        chunk_geometry = geometry.for_images(chunk.stop - chunk.start)
+        cols = im2col(x[chunk], chunk_geometry)                                 # (C*KH*KW, windows)
+        cols = cols.reshape(groups, cols.shape[0] // groups, cols.shape[1])    # (G, C/G*KH*KW, windows)
+        out_columns = xp.matmul(weight_matrix, cols)                           # (G, O/G, windows)
+        columns_to_nchw(out_columns.reshape(groups * group_out, -1), chunk_geometry, bias, out=out[chunk])
+    return out
+
 
 class Conv2d(Function):
     """x: (N, C, H, W), weight: (O, C/G, KH, KW), bias: (O,) or None -> (N, O, OH, OW)."""
 
     def forward(self, x, weight, bias, stride, padding, dilation, groups):
-        xp = get_array_module(x)
         geometry = ConvGeometry(tuple(x.shape), tuple(weight.shape[2:]), stride, padding, dilation)
-        cols = im2col(x, geometry)                                             # (C*KH*KW, windows)
-        cols = cols.reshape(groups, cols.shape[0] // groups, cols.shape[1])   # (G, C/G*KH*KW, windows)
         weight_matrix = weight.reshape(groups, weight.shape[0] // groups, -1)  # (G, O/G, C/G*KH*KW)
-        out_columns = xp.matmul(weight_matrix, cols)                            # (G, O/G, windows)
-        out = columns_to_nchw(out_columns.reshape(weight.shape[0], -1), geometry, bias)
-
         self.geometry, self.groups, self.weight_shape = geometry, groups, weight.shape
         if self.needs_input_grad[1]:
-            self.cols = cols                    # the weight gradient needs the windows
+            self.x = x                          # the weight gradient needs the windows again
         if self.needs_input_grad[0]:
             self.weight_matrix = weight_matrix  # the input gradient needs the weight
-        return out
+        return _convolve(x, weight_matrix, geometry, bias)
 
     def backward(self, grad):
         xp = get_array_module(grad)
-        out_channels = self.weight_shape[0]
-        grad_columns = nchw_to_columns(grad, self.geometry)                    # (O, windows)
-        grad_columns = grad_columns.reshape(self.groups, out_channels // self.groups, -1)
-
+        geometry, groups = self.geometry, self.groups
+        need_x, need_weight, need_bias = self.needs_input_grad[:3]
         grad_x = grad_weight = grad_bias = None
-        if self.needs_input_grad[0] and USE_FULL_CONVOLUTION and _use_full_convolution(self.geometry, self.weight_shape):
-            grad_x = _input_grad_by_full_convolution(grad, self.weight_matrix, self.geometry, self.weight_shape)
-        elif self.needs_input_grad[0]:
-            grad_cols = xp.matmul(self.weight_matrix.transpose(0, 2, 1), grad_columns)  # (G, C/G*KH*KW, windows)
-            grad_x = col2im(grad_cols.reshape(-1, grad_cols.shape[-1]), self.geometry)
-        if self.needs_input_grad[1]:
-            # (cols @ grad.T).T rather than grad @ cols.T: the same numbers, but OpenBLAS
-            # runs this orientation about 1.5x faster for these long, thin matrices.
-            grad_weight = xp.matmul(self.cols, grad_columns.transpose(0, 2, 1)).transpose(0, 2, 1)
-            grad_weight = grad_weight.reshape(self.weight_shape)
-        if self.needs_input_grad[2]:
-            grad_bias = grad_columns.reshape(out_channels, -1).sum(axis=1)   # garbage columns are 0
+        full_convolution = need_x and USE_FULL_CONVOLUTION and _use_full_convolution(geometry, self.weight_shape)
+        if need_x:
+            grad_x = xp.empty(geometry.x_shape, dtype=grad.dtype)
+            if full_convolution:
+                flipped = _flipped_kernel(self.weight_matrix, self.weight_shape)
+        if need_weight:
+            group_in_kh_kw = int(np.prod(self.weight_shape[1:]))
+            grad_weight_t = xp.zeros((groups, group_in_kh_kw, self.weight_shape[0] // groups),
+                                     dtype=grad.dtype)                        # (G, C/G*KH*KW, O/G)
+        for chunk in image_chunks(geometry, grad.dtype.itemsize, xp):
+            chunk_geometry = geometry.for_images(chunk.stop - chunk.start)
+            if need_weight or (need_x and not full_convolution):
+                grad_columns = nchw_to_columns(grad[chunk], chunk_geometry)    # (O, windows)
+                grad_columns = grad_columns.reshape(groups, -1, grad_columns.shape[1])  # (G, O/G, windows)
+            if need_weight:
+                cols = im2col(self.x[chunk], chunk_geometry)
+                cols = cols.reshape(groups, cols.shape[0] // groups, cols.shape[1])  # (G, C/G*KH*KW, windows)
+                # cols @ grad.T rather than grad @ cols.T: the same numbers, but OpenBLAS
+                # runs this orientation about 1.5x faster for these long, thin matrices.
+                grad_weight_t += xp.matmul(cols, grad_columns.transpose(0, 2, 1))
+            if need_x and full_convolution:
+                full = _full_geometry(chunk_geometry, grad[chunk].shape)
+                grad_x[chunk] = _convolve(grad[chunk], flipped, full)
+            elif need_x:
+                grad_cols = xp.matmul(self.weight_matrix.transpose(0, 2, 1), grad_columns)  # (G, C/G*KH*KW, windows)
+                grad_x[chunk] = col2im(grad_cols.reshape(-1, grad_cols.shape[-1]), chunk_geometry)
+        if need_weight:
+            grad_weight = grad_weight_t.transpose(0, 2, 1).reshape(self.weight_shape)
+        if need_bias:
+            grad_bias = grad.reshape(grad.shape[0], grad.shape[1], -1).sum(axis=2).sum(axis=0)
         return grad_x, grad_weight, grad_bias
-
-
-# The full-convolution input gradient (below) is correct and tested, but measured no
-# faster than GEMM + col2im on the CPU for any LeNet-5 or ResNet-20 layer (ResNet
-# blocks: 0.9-1.0x; LeNet's 6 -> 16 conv: 0.4x), so it is off by default.
-USE_FULL_CONVOLUTION = False
-
 
 def _full_geometry(geometry: ConvGeometry, grad_shape) -> ConvGeometry:
     """The geometry of the input gradient as a stride-1 convolution over ``grad`` (N, O, OH, OW)."""
@@ -102,11 +157,11 @@ def _full_convolution_possible(geometry: ConvGeometry) -> bool:
 def _use_full_convolution(geometry: ConvGeometry, weight_shape) -> bool:
     """Whether the input gradient is cheaper as a full convolution than as GEMM + col2im.
 
-    When possible (see ``_full_convolution_possible``), it wins when its im2col matrix,
-    (O*KH*KW, H*N*RW'), is no larger than col2im's (C*KH*KW, OH*N*RW): true for
-    "same" convolutions with O == C, as in every ResNet block (measured 1.5-2x
-    faster there), false for LeNet's 6 -> 16 unpadded 5x5 conv (the full
-    convolution would pad the small 10x10 gradient to 18x18).
+    When possible (see ``_full_convolution_possible``), it wins when its column matrix,
+    (O*KH*KW, N*H*RW'), is no larger than col2im's (C*KH*KW, N*OH*RW): true for
+    "same" convolutions with O == C, as in every ResNet block, false for LeNet's
+    6 -> 16 unpadded 5x5 conv (the full convolution would pad the small 10x10
+    gradient to 18x18).
     """
     if not _full_convolution_possible(geometry):
         return False
@@ -116,10 +171,10 @@ def _use_full_convolution(geometry: ConvGeometry, weight_shape) -> bool:
     return out_channels * h * full.row_width <= c * geometry.out_size[0] * geometry.row_width
 
 
-def _input_grad_by_full_convolution(grad, weight_matrix, geometry: ConvGeometry, weight_shape):
-    """dLoss/dx of a stride-1 convolution as a convolution of ``grad``.
+def _flipped_kernel(weight_matrix, weight_shape):
+    """The kernel of the full convolution: flipped in space, in/out channels swapped.
 
-    grad: (N, O, OH, OW), weight_matrix: (G, O/G, C/G*KH*KW) -> (N, C, H, W)
+    weight_matrix: (G, O/G, C/G*KH*KW) -> (G, C/G, O/G*KH*KW)
 
     x's pixel (h, w) met the weight offset (i, j) in the output pixel (h + PH - i*DH, ...),
     so grad_x[c, h, w] = sum over o, i, j of weight[o, c, i, j] * grad[o, h + PH - i*DH, ...]:
@@ -127,16 +182,12 @@ def _input_grad_by_full_convolution(grad, weight_matrix, geometry: ConvGeometry,
     KH-1-i reads grad at h - PH' + ...) and its channel axes swapped (sum over o, one
     output per c).
     """
-    xp = get_array_module(grad)
+    xp = get_array_module(weight_matrix)
     groups, group_out, _ = weight_matrix.shape
     group_in, kh, kw = weight_shape[1:]
-    full = _full_geometry(geometry, grad.shape)
-    cols = im2col(grad, full)                                            # (O*KH*KW, H*N*RW')
-    cols = cols.reshape(groups, group_out * kh * kw, cols.shape[1])     # (G, O/G*KH*KW, windows)
-    kernel = weight_matrix.reshape(groups, group_out, group_in, kh, kw)[..., ::-1, ::-1]  # flipped
-    kernel = kernel.transpose(0, 2, 1, 3, 4).reshape(groups, group_in, group_out * kh * kw)  # in <-> out
-    grad_columns = xp.matmul(kernel, cols)                              # (G, C/G, windows)
-    return columns_to_nchw(grad_columns.reshape(groups * group_in, -1), full)
+    kernel = weight_matrix.reshape(groups, group_out, group_in, kh, kw)[..., ::-1, ::-1]        # flipped
+    kernel = kernel.transpose(0, 2, 1, 3, 4).reshape(groups, group_in, group_out * kh * kw)   # in <-> out
+    return xp.ascontiguousarray(kernel)
 
 
 def _check_conv2d(x, weight, bias, stride, padding, dilation, groups):
