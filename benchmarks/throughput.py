@@ -9,10 +9,14 @@ built from ``tinycnn.models``, trained with SGD (momentum 0.9) on cross-entropy.
 runs the same architecture with the same batch, float32 and thread count.
 
 A *training step* is zero_grad + forward + loss + backward + optimizer step on one fixed
-random batch; *inference* is a forward in eval mode without the graph. Each number is
-the median over ``--rounds`` x ``--steps`` timed steps after ``--warmup`` steps.
+random batch; *inference* is a forward in eval mode without the graph. Times and img/s
+are the median over ``--rounds`` x ``--steps`` timed steps after ``--warmup`` steps.
 The rounds alternate tinycnn and PyTorch (tinycnn first in even rounds, PyTorch first in
-odd ones), so that noise from other processes on the machine hits both alike.
+odd ones), so that noise from other processes on the machine hits both alike; the ratio
+is the median of the rounds' own ratios (each from two medians seconds apart), printed
+with its range over the rounds. On a shared cloud machine the speed of the same step can
+swing 2x within a minute (other tenants of the host share its caches and memory); the
+range shows how much.
 
 Threads: BLAS reads its thread count when NumPy is first imported, so this script sets
 ``OPENBLAS_NUM_THREADS`` (and OMP/MKL) before importing NumPy, and also applies it through
@@ -224,23 +228,33 @@ def time_steps(fn, steps, sync) -> list:
 
 
 def interleaved(ours, theirs, args, sync_ours, sync_theirs):
-    """Median seconds per call of ``ours`` and ``theirs`` (None when absent), alternating rounds."""
+    """Time ``ours`` and ``theirs`` (None when absent) in alternating rounds.
+
+    Returns (all of ours' step times, all of theirs', per-round ratios theirs/ours). A
+    round's ratio pairs two medians taken seconds apart, so a slow spell of the machine
+    (other programs, or, on a shared cloud host, other machines) hits both sides of it.
+    """
     for _ in range(args.warmup):
         ours()
         sync_ours()
         if theirs:
             theirs()
             sync_theirs()
-    ours_times, theirs_times = [], []
+    ours_times, theirs_times, round_ratios = [], [], []
     for round_index in range(args.rounds):
         order = [("ours", ours, sync_ours), ("theirs", theirs, sync_theirs)]
         if round_index % 2:
             order.reverse()
+        this_round = {}
         for who, fn, sync in order:
             if fn is None:
                 continue
-            (ours_times if who == "ours" else theirs_times).extend(time_steps(fn, args.steps, sync))
-    return statistics.median(ours_times), (statistics.median(theirs_times) if theirs_times else None)
+            this_round[who] = time_steps(fn, args.steps, sync)
+        ours_times += this_round["ours"]
+        if theirs:
+            theirs_times += this_round["theirs"]
+            round_ratios.append(statistics.median(this_round["theirs"]) / statistics.median(this_round["ours"]))
+    return ours_times, theirs_times, round_ratios
 
 
 def main():
@@ -289,9 +303,10 @@ def main():
           f"PyTorch {torch.__version__ if torch else 'not used'}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
           f"tinycnn malloc tuning={header_info['malloc_tuning']}")
     print(f"GEMM ceiling (float32 2048^3 matmul): {ceiling:.1f} GFLOP/s")
-    print(f"median of {args.rounds} x {args.steps} steps after {args.warmup} warm-up; ratio = tinycnn img/s / PyTorch img/s\n")
+    print(f"img/s and ms: median of {args.rounds} rounds x {args.steps} steps after {args.warmup} warm-up; "
+          f"ratio = tinycnn img/s / PyTorch img/s, the median of the {args.rounds} rounds' ratios (range: lowest-highest)\n")
     header = (f"{'model':<14}{'mode':<7}{'tinycnn img/s':>14}{'GFLOP/s':>9}{'torch img/s':>13}{'GFLOP/s':>9}"
-              f"{'ratio':>8}{'ms/step':>9}{'torch ms':>9}")
+              f"{'ratio':>8}{'round range':>12}{'ms/step':>9}{'torch ms':>9}")
     print(header)
     print("-" * len(header))
 
@@ -307,22 +322,27 @@ def main():
         if not args.no_inference:
             modes.append(("infer", infer_ours, infer_theirs, flops))
         for mode, ours, theirs, step_flops in modes:
-            t_ours, t_theirs = interleaved(ours, theirs, args, sync_ours, sync_theirs)
+            ours_times, theirs_times, round_ratios = interleaved(ours, theirs, args, sync_ours, sync_theirs)
+            t_ours = statistics.median(ours_times)
+            t_theirs = statistics.median(theirs_times) if theirs_times else None
             row = {
                 "model": name, "mode": mode, "batch": batch, "forward_gflop": flops / 1e9,
                 "tinycnn_ms": 1e3 * t_ours, "tinycnn_img_s": batch / t_ours, "tinycnn_gflops": step_flops / t_ours / 1e9,
                 "torch_ms": 1e3 * t_theirs if t_theirs else None,
                 "torch_img_s": batch / t_theirs if t_theirs else None,
                 "torch_gflops": step_flops / t_theirs / 1e9 if t_theirs else None,
-                "ratio": t_theirs / t_ours if t_theirs else None,
+                "ratio": statistics.median(round_ratios) if round_ratios else None,
+                "ratio_rounds": round_ratios,
+                "tinycnn_ms_min": 1e3 * min(ours_times), "torch_ms_min": 1e3 * min(theirs_times) if theirs_times else None,
             }
             results.append(row)
             line = f"{name:<14}{mode:<7}{row['tinycnn_img_s']:>14.0f}{row['tinycnn_gflops']:>9.1f}"
             if t_theirs:
-                line += (f"{row['torch_img_s']:>13.0f}{row['torch_gflops']:>9.1f}{row['ratio']:>7.2f}x"
+                spread = f"{min(round_ratios):.2f}-{max(round_ratios):.2f}"
+                line += (f"{row['torch_img_s']:>13.0f}{row['torch_gflops']:>9.1f}{row['ratio']:>7.2f}x{spread:>12}"
                          f"{row['tinycnn_ms']:>9.1f}{row['torch_ms']:>9.1f}")
             else:
-                line += f"{'-':>13}{'-':>9}{'-':>8}{row['tinycnn_ms']:>9.1f}"
+                line += f"{'-':>13}{'-':>9}{'-':>8}{'-':>12}{row['tinycnn_ms']:>9.1f}"
             print(line, flush=True)
 
     if args.json:

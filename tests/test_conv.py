@@ -265,8 +265,9 @@ def test_chunks_give_the_whole_batch_result(cfg, full_convolution, monkeypatch):
             np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
-def test_image_chunks_cover_the_batch_once():
+def test_image_chunks_cover_the_batch_once(monkeypatch):
     from tinycnn.functional.im2col import ConvGeometry
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 4 * 2**20)
     geometry = ConvGeometry((128, 16, 32, 32), (3, 3), (1, 1), (1, 1), (1, 1))  # 627 KB of columns per image
     chunks = conv_module.image_chunks(geometry, 4, np)
     assert chunks[0] == slice(0, 6) and chunks[-1] == slice(126, 128)
