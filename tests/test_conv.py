@@ -269,12 +269,13 @@ def test_image_chunks_cover_the_batch_once(monkeypatch):
     from tinycnn.functional.im2col import ConvGeometry
     monkeypatch.setattr(conv_module, "CHUNK_BYTES", 4 * 2**20)
     geometry = ConvGeometry((128, 16, 32, 32), (3, 3), (1, 1), (1, 1), (1, 1))  # 627 KB of columns per image
-    chunks = conv_module.image_chunks(geometry, 4, np)
+    chunks, geometries = zip(*conv_module.image_chunks(geometry, 4, np))
     assert chunks[0] == slice(0, 6) and chunks[-1] == slice(126, 128)
+    assert geometries[0].x_shape == (6, 16, 32, 32) and geometries[-1].x_shape == (2, 16, 32, 32)
     assert sum(c.stop - c.start for c in chunks) == 128
     assert all(a.stop == b.start for a, b in zip(chunks, chunks[1:]))
     # an image bigger than a chunk still gets a chunk of its own
     big = ConvGeometry((3, 512, 64, 64), (3, 3), (1, 1), (1, 1), (1, 1))
-    assert conv_module.image_chunks(big, 4, np) == [slice(0, 1), slice(1, 2), slice(2, 3)]
+    assert [chunk for chunk, _ in conv_module.image_chunks(big, 4, np)] == [slice(0, 1), slice(1, 2), slice(2, 3)]
     # on a GPU (any array module but NumPy) the batch is one chunk
-    assert conv_module.image_chunks(geometry, 4, object()) == [slice(0, 128)]
+    assert conv_module.image_chunks(geometry, 4, object()) == [(slice(0, 128), geometry)]

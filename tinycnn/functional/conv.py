@@ -47,6 +47,8 @@ The G products are one batched ``matmul`` over a leading group axis.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..backend import get_array_module
@@ -65,14 +67,30 @@ USE_FULL_CONVOLUTION = True
 
 
 def image_chunks(geometry: ConvGeometry, itemsize: int, xp) -> list:
-    """Slices of the batch, each about ``CHUNK_BYTES`` of columns (on the CPU), or the whole batch (GPU)."""
+    """(slice of the batch, its geometry) pairs, each chunk about ``CHUNK_BYTES`` of columns on
+    the CPU; on a GPU the whole batch is one chunk."""
     n, c = geometry.x_shape[:2]
     if xp is not np:
-        return [slice(0, n)]
+        return [(slice(0, n), geometry)]
     kh, kw = geometry.kernel
     bytes_per_image = c * kh * kw * geometry.columns_per_image * itemsize
-    size = max(1, CHUNK_BYTES // bytes_per_image)
-    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+    size = min(n, max(1, CHUNK_BYTES // bytes_per_image))
+    full, last = geometry.for_images(size), geometry.for_images(n % size or size)  # at most two geometries
+    return [(slice(start, start + size), full) if start + size <= n else (slice(start, n), last)
+            for start in range(0, n, size)]
+
+
+def _convolve_chunk(x, weight_matrix, geometry: ConvGeometry, bias, out):
+    """One chunk of the forward pass, written into ``out``.
+
+    x: (n, C, H, W), weight_matrix: (G, O/G, C/G*KH*KW), bias: (O,) or None, out: (n, O, OH, OW)
+    """
+    xp = get_array_module(x)
+    groups = weight_matrix.shape[0]
+    cols = im2col(x, geometry)                                              # (C*KH*KW, windows)
+    cols = cols.reshape(groups, cols.shape[0] // groups, cols.shape[1])    # (G, C/G*KH*KW, windows)
+    out_columns = xp.matmul(weight_matrix, cols)                           # (G, O/G, windows)
+    columns_to_nchw(out_columns.reshape(out.shape[1], -1), geometry, bias, out=out)
 
 
 def _convolve(x, weight_matrix, geometry: ConvGeometry, bias=None):
@@ -83,12 +101,8 @@ def _convolve(x, weight_matrix, geometry: ConvGeometry, bias=None):
     xp = get_array_module(x)
     groups, group_out, _ = weight_matrix.shape
     out = xp.empty((x.shape[0], groups * group_out) + geometry.out_size, dtype=x.dtype)
-    for chunk in image_chunks(geometry, x.dtype.itemsize, xp):
-        chunk_geometry = geometry.for_images(chunk.stop - chunk.start)
-        cols = im2col(x[chunk], chunk_geometry)                                 # (C*KH*KW, windows)
-        cols = cols.reshape(groups, cols.shape[0] // groups, cols.shape[1])    # (G, C/G*KH*KW, windows)
-        out_columns = xp.matmul(weight_matrix, cols)                           # (G, O/G, windows)
-        columns_to_nchw(out_columns.reshape(groups * group_out, -1), chunk_geometry, bias, out=out[chunk])
+    for chunk, chunk_geometry in image_chunks(geometry, x.dtype.itemsize, xp):
+        _convolve_chunk(x[chunk], weight_matrix, chunk_geometry, bias, out[chunk])
     return out
 
 
@@ -119,8 +133,7 @@ class Conv2d(Function):
             group_in_kh_kw = int(np.prod(self.weight_shape[1:]))
             grad_weight_t = xp.zeros((groups, group_in_kh_kw, self.weight_shape[0] // groups),
                                      dtype=grad.dtype)                        # (G, C/G*KH*KW, O/G)
-        for chunk in image_chunks(geometry, grad.dtype.itemsize, xp):
-            chunk_geometry = geometry.for_images(chunk.stop - chunk.start)
+        for chunk, chunk_geometry in image_chunks(geometry, grad.dtype.itemsize, xp):
             if need_weight or (need_x and not full_convolution):
                 grad_columns = nchw_to_columns(grad[chunk], chunk_geometry)    # (O, windows)
                 grad_columns = grad_columns.reshape(groups, -1, grad_columns.shape[1])  # (G, O/G, windows)
@@ -131,8 +144,8 @@ class Conv2d(Function):
                 # runs this orientation about 1.5x faster for these long, thin matrices.
                 grad_weight_t += xp.matmul(cols, grad_columns.transpose(0, 2, 1))
             if need_x and full_convolution:
-                full = _full_geometry(chunk_geometry, grad[chunk].shape)
-                grad_x[chunk] = _convolve(grad[chunk], flipped, full)
+                full_geometry = _full_geometry(chunk_geometry, grad[chunk].shape)
+                _convolve_chunk(grad[chunk], flipped, full_geometry, None, out=grad_x[chunk])
             elif need_x:
                 grad_cols = xp.matmul(self.weight_matrix.transpose(0, 2, 1), grad_columns)  # (G, C/G*KH*KW, windows)
                 grad_x[chunk] = col2im(grad_cols.reshape(-1, grad_cols.shape[-1]), chunk_geometry)
@@ -142,8 +155,11 @@ class Conv2d(Function):
             grad_bias = grad.reshape(grad.shape[0], grad.shape[1], -1).sum(axis=2).sum(axis=0)
         return grad_x, grad_weight, grad_bias
 
+@functools.lru_cache(maxsize=256)
 def _full_geometry(geometry: ConvGeometry, grad_shape) -> ConvGeometry:
-    """The geometry of the input gradient as a stride-1 convolution over ``grad`` (N, O, OH, OW)."""
+    """The geometry of the input gradient as a stride-1 convolution over ``grad`` (N, O, OH, OW).
+
+    (Cached: every chunk of every step asks for one of a few.)"""
     (kh, kw), (ph, pw), (dh, dw) = geometry.kernel, geometry.padding, geometry.dilation
     return ConvGeometry(tuple(grad_shape), (kh, kw), (1, 1), (dh * (kh - 1) - ph, dw * (kw - 1) - pw), (dh, dw))
 

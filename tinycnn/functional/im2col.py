@@ -33,6 +33,7 @@ column matrix stays in the CPU's cache.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from ..backend import get_array_module
 
@@ -60,7 +61,11 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation
 
 @dataclass(frozen=True)
 class ConvGeometry:
-    """All sizes of one convolution: input (N, C, H, W), kernel (KH, KW), stride, padding, dilation."""
+    """All sizes of one convolution: input (N, C, H, W), kernel (KH, KW), stride, padding, dilation.
+
+    The derived sizes are computed once per object (``cached_property``): a convolution
+    asks for them in every chunk.
+    """
 
     x_shape: tuple
     kernel: tuple
@@ -68,29 +73,29 @@ class ConvGeometry:
     padding: tuple
     dilation: tuple
 
-    @property
+    @cached_property
     def out_size(self) -> tuple:
         """(OH, OW)."""
         return tuple(conv_output_size(self.x_shape[2 + a], self.kernel[a], self.stride[a], self.padding[a],
                                       self.dilation[a]) for a in (0, 1))
 
-    @property
+    @cached_property
     def wide_rows(self) -> bool:
         """Use the wide-row trick (possible when the stride along W is 1)."""
         return self.stride[1] == 1
 
-    @property
+    @cached_property
     def row_width(self) -> int:
         """RW, output columns computed per row: the padded width Wp with wide rows, else OW."""
         return self.x_shape[3] + 2 * self.padding[1] if self.wide_rows else self.out_size[1]
 
-    @property
+    @cached_property
     def padded_shape(self) -> tuple:
         """(N, C, Hp, Wp), plus one spare zero row per image that a wide row of the last window reads into."""
         n, c, h, w = self.x_shape
         return (n, c, h + 2 * self.padding[0] + int(self.wide_rows), w + 2 * self.padding[1])
 
-    @property
+    @cached_property
     def columns_per_image(self) -> int:
         """OH * RW: the columns of cols that belong to one image."""
         return self.out_size[0] * self.row_width
