@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import backend
 from ..backend import get_array_module
+from ..kernels import relu_backward
 from ..tensor import Function, Tensor
 
 __all__ = [
@@ -233,14 +234,18 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
-    """max(x, 0); the gradient passes where x > 0 (0 at x == 0, as PyTorch)."""
+    """max(x, 0); the gradient passes where x > 0 (0 at x == 0, as PyTorch).
+
+    The backward reads the output (out > 0 exactly where x > 0), so no mask is kept:
+    ``where(out > 0, grad, 0)``, one fused pass on a GPU (kernels/relu.py).
+    """
 
     def forward(self, x):
-        self.mask = x > 0
-        return get_array_module(x).maximum(x, 0)  # not x * mask: that gives -0.0 for x < 0
+        self.out = get_array_module(x).maximum(x, 0)  # not x * (x > 0): that gives -0.0 for x < 0
+        return self.out
 
     def backward(self, grad):
-        return grad * self.mask
+        return relu_backward(grad, self.out)
 
 
 class Abs(Function):
