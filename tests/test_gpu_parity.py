@@ -142,12 +142,21 @@ CONVOLUTIONS = {
     "1x1 no bias": ((2, 3, 5, 5), (4, 3, 1, 1), False, 1, 0, 1, 1),
     "3x2 kernel, stride (2, 1), padding (1, 0)": ((1, 2, 7, 6), (3, 2, 3, 2), True, (2, 1), (1, 0), 1, 1),
 }
-for _name, (_x, _w, _bias, _s, _p, _d, _g) in CONVOLUTIONS.items():
-    OPS[f"conv2d {_name}"] = (
-        (lambda s, p, d, g: lambda x, w, *b: F.conv2d(x, w, b[0] if b else None, s, p, d, g))(_s, _p, _d, _g),
-        (lambda x, w, bias: lambda r: [_randn(r, *x), _randn(r, *w)] + ([_randn(r, w[0])] if bias else []))(
-            _x, _w, _bias),
-    )
+
+
+def _conv_case(x_shape, w_shape, bias, stride, padding, dilation, groups):
+    """(function, inputs) for one convolution of CONVOLUTIONS."""
+    def fn(x, w, b=None):
+        return F.conv2d(x, w, b, stride, padding, dilation, groups)
+
+    def make_inputs(rng):
+        return [_randn(rng, *x_shape), _randn(rng, *w_shape)] + ([_randn(rng, w_shape[0])] if bias else [])
+
+    return fn, make_inputs
+
+
+for _name, _case in CONVOLUTIONS.items():
+    OPS[f"conv2d {_name}"] = _conv_case(*_case)
 
 OPS.update({
     "max_pool2d 2x2": (lambda x: F.max_pool2d(x, 2), lambda r: [_randn(r, 2, 3, 6, 6)]),
@@ -308,6 +317,8 @@ def test_training_steps_give_the_same_losses(model_name, dtype, other_device):
 @pytest.mark.parametrize("name", ["adam", "adamw"])
 def test_adam_steps_match_the_cpu(name, dtype, other_device):
     """A small MLP trained with Adam / AdamW (their fused update on the GPU)."""
+    skip_if_tf32(other_device, dtype)
+
     def train(device):
         tinycnn.manual_seed(1)
         model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)).to(device=device, dtype=dtype)
@@ -437,6 +448,8 @@ def test_cli_train_on_the_device(other_device, tmp_path):
     and its losses follow the CPU run's (weights start equal; the shuffle order is NumPy's on both)."""
     from tinycnn.cli import main
     from tinycnn.runner import load_checkpoint, model_from_checkpoint
+
+    skip_if_tf32(other_device, np.float32)
 
     args = ["train", "--train-size", "256", "--val-split", "64", "--epochs", "1", "--batch-size", "64", "--quiet"]
     histories = {}
