@@ -16,3 +16,39 @@ def shapes_run(tmp_path_factory):
     code = main(["train", "--train-size", "4000", "--val-split", "200", "--epochs", "5", "--batch-size", "32",
                  "--out", str(out), "--quiet"])
     return out, code
+
+
+# --------------------------------------------------------------------------- GPU
+def cuda_missing_reason() -> str | None:
+    """None when CuPy imports and sees a GPU, else what is missing (CuPy, or a GPU)."""
+    from tinycnn import backend
+
+    if backend.cuda_is_available():
+        return None
+    try:
+        backend.array_module("cuda")
+    except backend.DeviceError as error:
+        return str(error)
+    return "CuPy sees no CUDA GPU"
+
+
+@pytest.fixture(scope="session")
+def cuda_device():
+    """``"cuda:0"``, or skip the test (saying why) where CuPy or a GPU is missing."""
+    reason = cuda_missing_reason()
+    if reason is not None:
+        pytest.skip(f"needs CuPy and a CUDA GPU: {reason}")
+    return "cuda:0"
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def other_device(request):
+    """The device a parity test compares with the CPU.
+
+    ``"cpu"``: the same code path twice on the CPU, which must agree trivially but
+    runs every test's own code on machines without a GPU (CI). ``"cuda"``: the real
+    comparison, marked ``gpu`` and skipped cleanly without CuPy or a GPU.
+    """
+    if request.param == "cuda":
+        return request.getfixturevalue("cuda_device")
+    return "cpu"

@@ -158,8 +158,11 @@ def to_device(array, device):
     if device == "cpu":
         return to_numpy(array)
     cuda_device = _cuda_device(device)
-    if _is_cupy_array(array) and array.device.id == cuda_device.id:
-        return array
+    if _is_cupy_array(array):
+        if array.device.id == cuda_device.id:
+            return array
+        with cuda_device:
+            return _cupy.copy(array)  # GPU to GPU (cupy.asarray may hand back the array where it is)
     with cuda_device:
         return _cupy.asarray(array)
 
@@ -174,14 +177,11 @@ def to_numpy(array):
 def scatter_add(target, indices, values):
     """``target[indices] += values`` with repeated indices adding up (in place).
 
-    NumPy calls this ``np.add.at``; CuPy ``cupyx.scatter_add``.
+    ``target[indices] += values`` alone would add a repeated index's values only once.
+    ``add.at`` is the unbuffered form, in NumPy and in CuPy (>= 12, atomic adds on the
+    GPU; it replaces the deprecated ``cupyx.scatter_add``).
     """
-    if _is_cupy_array(target):
-        import cupyx
-
-        cupyx.scatter_add(target, indices, values)
-    else:
-        np.add.at(target, indices, values)
+    get_array_module(target).add.at(target, indices, values)
     return target
 
 

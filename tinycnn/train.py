@@ -116,23 +116,30 @@ def evaluate(model, loader, loss_fn=None, return_predictions: bool = False, prog
             loss = loss_fn(logits, labels)
             batch_loss, batch_correct = _batch_counts(logits, labels, loss)
             loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + labels.shape[0]
-            if return_predictions:
+            if return_predictions:  # kept on the device, copied to the host once at the end
                 xp = backend.get_array_module(logits.data)
                 shifted = logits.data - logits.data.max(axis=1, keepdims=True)
                 probs = xp.exp(shifted)
                 probs /= probs.sum(axis=1, keepdims=True)
-                predictions.append(backend.to_numpy(probs.argmax(axis=1)))
-                truths.append(backend.to_numpy(labels.data))
-                probabilities.append(backend.to_numpy(probs))
+                predictions.append(probs.argmax(axis=1))
+                truths.append(labels.data)
+                probabilities.append(probs)
     model.train(was_training)
     seconds = time.perf_counter() - start
     result = {"loss": float(loss_sum) / max(seen, 1), "accuracy": float(correct) / max(seen, 1),
               "images_per_second": seen / max(seconds, 1e-9), "count": seen}
     if return_predictions:
-        result["predictions"] = np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
-        result["labels"] = np.concatenate(truths) if truths else np.zeros(0, np.int64)
-        result["probabilities"] = np.concatenate(probabilities) if probabilities else np.zeros((0, 0))
+        result["predictions"] = _joined(predictions, np.zeros(0, np.int64))
+        result["labels"] = _joined(truths, np.zeros(0, np.int64))
+        result["probabilities"] = _joined(probabilities, np.zeros((0, 0)))
     return result
+
+
+def _joined(arrays: list, empty: np.ndarray) -> np.ndarray:
+    """The per-batch arrays (on any device) as one NumPy array: one device -> host copy."""
+    if not arrays:
+        return empty
+    return backend.to_numpy(backend.get_array_module(arrays[0]).concatenate(arrays))
 
 
 def predict(model, images) -> np.ndarray:

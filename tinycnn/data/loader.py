@@ -22,14 +22,22 @@ from .transforms import ToFloat
 __all__ = ["DataLoader"]
 
 
+def _as_array(values):
+    """NumPy arrays and CuPy arrays stay as they are (np.asarray on a CuPy array raises); lists become NumPy."""
+    return values if backend._is_cupy_array(values) else np.asarray(values)
+
+
 def _arrays_of(dataset):
-    """(images, labels) NumPy arrays of a data set, an (images, labels) pair, or any indexable of pairs."""
+    """(images, labels) arrays of a data set, an (images, labels) pair, or any indexable of pairs.
+
+    NumPy arrays, or CuPy arrays for a data set already on a GPU (left there).
+    """
     if hasattr(dataset, "images") and hasattr(dataset, "labels"):
-        return np.asarray(dataset.images), np.asarray(dataset.labels)
+        return _as_array(dataset.images), _as_array(dataset.labels)
     if isinstance(dataset, tuple) and len(dataset) == 2:
-        return np.asarray(dataset[0]), np.asarray(dataset[1])
+        return _as_array(dataset[0]), _as_array(dataset[1])
     pairs = [dataset[i] for i in range(len(dataset))]   # generic fallback: gather once
-    return np.stack([np.asarray(p[0]) for p in pairs]), np.asarray([p[1] for p in pairs])
+    return np.stack([backend.to_numpy(p[0]) for p in pairs]), np.asarray([p[1] for p in pairs])
 
 
 class DataLoader:
@@ -68,8 +76,10 @@ class DataLoader:
         self.transform = transform
         self.seed = int(backend.get_rng().integers(2**63)) if seed is None else int(seed)
         self.epoch = 0  # the epoch the next iteration will run
-        # The one host -> device copy: everything after this happens on the device.
-        self.images = backend.to_device(np.ascontiguousarray(images), self.device)
+        # The one host -> device copy (none if the arrays are there already): everything
+        # after this happens on the device.
+        xp = backend.get_array_module(images)
+        self.images = backend.to_device(xp.ascontiguousarray(images), self.device)
         self.labels = backend.to_device(labels.astype(np.int64), self.device)
         self._to_float = ToFloat()
 

@@ -108,6 +108,7 @@ class Normalize:
             raise ValueError(f"Normalize: mean has {len(self.mean)} values but std has {len(self.std)}")
         if min(self.std) <= 0:
             raise ValueError(f"Normalize: std must be positive, got {self.std}")
+        self._constants = {}  # (device, dtype) -> (mean, 1/std) arrays (1, C, 1, 1) already there
 
     def __call__(self, images):
         _check_batch(images, "Normalize")
@@ -117,8 +118,14 @@ class Normalize:
         channels = images.shape[1]
         if len(self.mean) not in (1, channels):
             raise ValueError(f"Normalize: images have {channels} channels but mean/std have {len(self.mean)} values")
-        mean = xp.asarray(self.mean, dtype=images.dtype).reshape(1, -1, 1, 1)
-        scale = 1 / xp.asarray(self.std, dtype=images.dtype).reshape(1, -1, 1, 1)
+        # Made once per device and dtype: building them from the Python tuples for every
+        # batch would be a host -> device copy inside each training step on a GPU.
+        key = (backend.device_of(images), np.dtype(images.dtype))
+        if key not in self._constants:
+            mean = xp.asarray(self.mean, dtype=images.dtype).reshape(1, -1, 1, 1)
+            scale = 1 / xp.asarray(self.std, dtype=images.dtype).reshape(1, -1, 1, 1)
+            self._constants[key] = mean, scale
+        mean, scale = self._constants[key]
         return (images - mean) * scale
 
     def __repr__(self) -> str:
@@ -286,7 +293,8 @@ class Cutout(RandomTransform):
         ys = xp.arange(height)[None, :, None]
         xs = xp.arange(width)[None, None, :]
         hole = (ys >= top) & (ys < top + self.size) & (xs >= left) & (xs < left + self.size)   # (N, H, W)
-        return xp.where(hole[:, None], xp.asarray(self.fill, dtype=images.dtype), images)
+        # the fill as a scalar of the images' dtype: no array to send to the GPU
+        return xp.where(hole[:, None], images.dtype.type(self.fill), images)
 
     def __repr__(self) -> str:
         return f"Cutout(size={self.size})"

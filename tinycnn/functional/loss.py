@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import backend
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
 
@@ -81,16 +82,27 @@ class CrossEntropy(Function):
         loss = (1 - eps) * (-log_p[y]) + eps * mean_c(-log_p[c])
 
     and d loss / d logits = softmax(logits) - q (times 1/N for the mean).
+
+    ``targets_checked=False`` (on a GPU, see :func:`cross_entropy`): a target outside
+    [0, C) makes that sample's loss and gradient NaN, instead of reading another class.
     """
 
-    def forward(self, logits, target, label_smoothing, reduction):
+    def forward(self, logits, target, label_smoothing, reduction, targets_checked=True):
         xp = get_array_module(logits)
         n, classes = logits.shape
         log_probs = _log_softmax(logits, dim=1)
         rows = xp.arange(n)
+        self.in_range = None
+        if not targets_checked:
+            # CuPy wraps an out-of-range index around (class -1 reads class C-1): read
+            # class 0 there instead, and mark the sample so its loss becomes NaN.
+            self.in_range = (target >= 0) & (target < classes)            # (N,) bool
+            target = xp.where(self.in_range, target, 0)
         loss = -log_probs[rows, target]                                  # (N,) negative log-likelihood
         if label_smoothing > 0:
             loss = (1 - label_smoothing) * loss - label_smoothing * log_probs.mean(axis=1)
+        if self.in_range is not None:
+            loss = xp.where(self.in_range, loss, loss.dtype.type(np.nan))
         self.log_probs, self.target = log_probs, target
         self.label_smoothing, self.reduction = label_smoothing, reduction
         if reduction == "mean":
@@ -113,6 +125,8 @@ class CrossEntropy(Function):
             grad_logits *= grad
         else:
             grad_logits *= grad[:, None]
+        if self.in_range is not None:
+            grad_logits = xp.where(self.in_range[:, None], grad_logits, grad_logits.dtype.type(np.nan))
         return grad_logits, None
 
 
@@ -124,10 +138,18 @@ def cross_entropy(logits: Tensor, target, label_smoothing: float = 0.0, reductio
         target: (N,) integer classes in [0, C) (a Tensor or an array).
         label_smoothing: in [0, 1]; mixes the one-hot target with the uniform distribution.
         reduction: "mean" (default), "sum", or "none" for the (N,) per-sample losses.
+
+    A target outside [0, C) raises on the CPU. On a GPU, checking it would copy the
+    targets' minimum and maximum to the host and wait for the GPU at every step, so
+    there such a sample's loss (and so the mean or sum) comes out NaN instead.
     """
     raw_target = target.data if isinstance(target, Tensor) else target
-    xp = get_array_module(logits.data if isinstance(logits, Tensor) else logits)
-    raw_target = xp.asarray(raw_target)
+    raw_logits = logits.data if isinstance(logits, Tensor) else logits
+    xp = get_array_module(raw_logits)
+    if xp is np and backend._is_cupy_array(raw_target):
+        raise RuntimeError(f"cross_entropy: logits are on the CPU but target is on {backend.device_of(raw_target)}; "
+                           "move one with .to()")
+    raw_target = xp.asarray(raw_target)   # a NumPy target meets GPU logits: copied to the GPU
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: expected logits of shape (N, C), got {tuple(logits.shape)}")
     n, classes = logits.shape
@@ -136,7 +158,8 @@ def cross_entropy(logits: Tensor, target, label_smoothing: float = 0.0, reductio
     if tuple(raw_target.shape) != (n,):
         raise ValueError(f"cross_entropy: target should have shape ({n},) to match logits {tuple(logits.shape)}, "
                          f"got {tuple(raw_target.shape)}")
-    if n > 0:
+    targets_checked = xp is np  # on the CPU the check is cheap (see above)
+    if n > 0 and targets_checked:
         low, high = int(raw_target.min()), int(raw_target.max())
         if low < 0 or high >= classes:
             bad = low if low < 0 else high
@@ -147,4 +170,5 @@ def cross_entropy(logits: Tensor, target, label_smoothing: float = 0.0, reductio
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     return CrossEntropy.apply(logits, raw_target.astype(np.int64, copy=False),
-                              label_smoothing=float(label_smoothing), reduction=reduction)
+                              label_smoothing=float(label_smoothing), reduction=reduction,
+                              targets_checked=targets_checked)

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import backend
 from ..backend import get_array_module
+from ..kernels import relu_backward
 from ..tensor import Function, Tensor
 
 __all__ = [
@@ -142,6 +143,15 @@ class MatMul(Function):
         return grad_a, grad_b
 
 
+def _operand_device(x):
+    """Where an operand's data lives, or None for numbers (and NumPy 0-d arrays), which go anywhere."""
+    if isinstance(x, Tensor):
+        return x.device
+    if backend._is_cupy_array(x) or (isinstance(x, np.ndarray) and x.ndim > 0):
+        return backend.device_of(x)
+    return None
+
+
 def _check_operands(name, a, b):
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{name}: at least one operand must be a Tensor")
@@ -151,8 +161,11 @@ def _check_operands(name, a, b):
         if isinstance(x, np.ndarray) or backend._is_cupy_array(x):
             continue
         raise TypeError(f"{name}: unsupported operand of type {type(x).__name__}; expected a Tensor, array or number")
-    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.device != b.device:
-        raise RuntimeError(f"{name}: operands are on different devices ({a.device} and {b.device}); move one with .to()")
+    device_a, device_b = _operand_device(a), _operand_device(b)
+    if device_a is not None and device_b is not None and device_a != device_b:
+        # (CuPy would refuse a NumPy array with a TypeError about implicit conversion)
+        raise RuntimeError(f"{name}: operands are on different devices ({device_a} and {device_b}); "
+                           "move one with .to()")
 
 
 def _binary(function, name):
@@ -233,14 +246,18 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
-    """max(x, 0); the gradient passes where x > 0 (0 at x == 0, as PyTorch)."""
+    """max(x, 0); the gradient passes where x > 0 (0 at x == 0, as PyTorch).
+
+    The backward reads the output (out > 0 exactly where x > 0), so no mask is kept:
+    ``where(out > 0, grad, 0)``, one fused pass on a GPU (kernels/relu.py).
+    """
 
     def forward(self, x):
-        self.mask = x > 0
-        return get_array_module(x).maximum(x, 0)  # not x * mask: that gives -0.0 for x < 0
+        self.out = get_array_module(x).maximum(x, 0)  # not x * (x > 0): that gives -0.0 for x < 0
+        return self.out
 
     def backward(self, grad):
-        return grad * self.mask
+        return relu_backward(grad, self.out)
 
 
 class Abs(Function):
@@ -274,9 +291,10 @@ class Maximum(Function):
     def forward(self, a, b):
         xp = get_array_module(a, b)
         self.a_shape, self.b_shape = _shape(a), _shape(b)
-        self.a_wins = (a > b).astype(np.result_type(a, b))
-        self.tie = (a == b).astype(self.a_wins.dtype)
-        return xp.maximum(a, b)
+        out = xp.maximum(a, b)
+        self.a_wins = (a > b).astype(out.dtype)
+        self.tie = (a == b).astype(out.dtype)
+        return out
 
     def backward(self, grad):
         share_a = self.a_wins + 0.5 * self.tie
@@ -579,7 +597,7 @@ def getitem(x: Tensor, index) -> Tensor:
 class Concatenate(Function):
     def forward(self, *arrays, axis):
         self.axis = axis
-        self.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        self.bounds = [int(b) for b in np.cumsum([a.shape[axis] for a in arrays])[:-1]]  # split points
         return get_array_module(*arrays).concatenate(arrays, axis=axis)
 
     def backward(self, grad):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 
 from ..backend import get_array_module
+from ..kernels import batch_norm_apply, batch_norm_backward
 from ..tensor import Function, Tensor
 
 __all__ = ["batch_norm"]
@@ -67,9 +68,10 @@ class BatchNorm(Function):
 
         inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype)
         scale = inv_std if weight is None else inv_std * weight.astype(x.dtype)  # (C,): weight / std
-        out = centered * scale.reshape(shape)          # = weight * x_hat, in one pass
-        if bias is not None:
-            out += bias.reshape(shape).astype(x.dtype)
+        if bias is None:
+            out = centered * scale.reshape(shape)      # = weight * x_hat, in one pass
+        else:                                          # ... + bias, one pass on a GPU (kernels/batchnorm.py)
+            out = batch_norm_apply(centered, scale.reshape(shape), bias.reshape(shape).astype(x.dtype))
 
         self.training, self.shape, self.count = training, shape, count
         self.centered, self.inv_std, self.scale = centered, inv_std, scale   # x_hat = centered * inv_std
@@ -95,9 +97,9 @@ class BatchNorm(Function):
                 # scale * (g - mean(g) - x_hat * mean(g * x_hat)), with x_hat = centered * inv_std
                 k2 = -self.scale * inv_std * grad_x_hat_sum / count            # (C,) per centered
                 k3 = -self.scale * grad_sum / count                           # (C,) constant
-                grad_x = grad * self.scale.reshape(shape)
-                grad_x += self.centered * k2.reshape(shape)
-                grad_x += k3.reshape(shape)
+                # grad * scale + centered * k2 + k3, one pass on a GPU (kernels/batchnorm.py)
+                grad_x = batch_norm_backward(grad, self.centered, self.scale.reshape(shape),
+                                             k2.reshape(shape), k3.reshape(shape))
             else:
                 grad_x = grad * self.scale.reshape(shape)
         return grad_x, grad_weight, grad_bias

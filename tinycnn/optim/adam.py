@@ -16,9 +16,8 @@ The two differ only in weight decay:
 
 from __future__ import annotations
 
-import math
-
 from .. import backend
+from ..kernels import adam_step
 from ..tensor import no_grad
 from .optimizer import Optimizer
 
@@ -77,24 +76,11 @@ class Adam(Optimizer):
                         state["exp_avg"] = xp.zeros_like(p)
                         state["exp_avg_sq"] = xp.zeros_like(p)
                     state["step"] += 1
-                    step, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
-
-                    if weight_decay != 0:
-                        if self._decoupled_weight_decay:
-                            xp.multiply(p, 1 - lr * weight_decay, out=p)
-                        else:
-                            grad = grad + weight_decay * p
-
-                    xp.multiply(exp_avg, beta1, out=exp_avg)
-                    exp_avg += (1 - beta1) * grad
-                    xp.multiply(exp_avg_sq, beta2, out=exp_avg_sq)
-                    exp_avg_sq += (1 - beta2) * grad * grad
-
-                    bias_correction1 = 1 - beta1**step
-                    bias_correction2_sqrt = math.sqrt(1 - beta2**step)
-                    step_size = lr / bias_correction1
-                    denom = xp.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
-                    p -= step_size * exp_avg / denom
+                    # One pass over memory (a fused kernel on a GPU); kernels/adam.py has the
+                    # plain code it equals, line by line as in the formula above.
+                    adam_step(p, grad, state["exp_avg"], state["exp_avg_sq"], step=state["step"], lr=lr,
+                              beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                              decoupled=self._decoupled_weight_decay)
         return loss
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import backend
+from ..kernels import sgd_momentum_step
 from ..tensor import no_grad
 from .optimizer import Optimizer, required
 
@@ -56,17 +56,18 @@ class SGD(Optimizer):
                     if param.grad is None:
                         continue
                     p, grad = param.data, param.grad.data
-                    xp = backend.get_array_module(p)
+                    state = self.state.setdefault(param, {}) if momentum != 0 else None
+                    buf = state.get("momentum_buffer") if state is not None else None
+                    if buf is not None:
+                        # Every step after the first: the whole update in one pass over memory
+                        # (a fused kernel on a GPU; kernels/sgd.py has the plain code it equals).
+                        sgd_momentum_step(p, grad, buf, lr=lr, momentum=momentum, dampening=dampening,
+                                          weight_decay=weight_decay, nesterov=nesterov)
+                        continue
                     if weight_decay != 0:
                         grad = grad + weight_decay * p  # a new array: p.grad stays as backward left it
                     if momentum != 0:
-                        state = self.state.setdefault(param, {})
-                        buf = state.get("momentum_buffer")
-                        if buf is None:
-                            buf = state["momentum_buffer"] = grad.copy()
-                        else:
-                            xp.multiply(buf, momentum, out=buf)
-                            buf += (1 - dampening) * grad
+                        buf = state["momentum_buffer"] = grad.copy()  # first step: the buffer is the gradient
                         grad = grad + momentum * buf if nesterov else buf
                     p -= lr * grad  # in place: the parameter's array object never changes
         return loss
