@@ -2,7 +2,8 @@
 
     python benchmarks/throughput.py                          # CPU, 2 threads, every model
     python benchmarks/throughput.py --models lenet5-256 resnet20-128 --json out.json
-    python benchmarks/throughput.py --device cuda
+    python benchmarks/throughput.py --device cuda            # exact float32 on both sides
+    python benchmarks/throughput.py --device cuda --tf32     # TF32 GEMMs on both sides
 
 Models (``name-batch``): lenet5-64, lenet5-256 (1x28x28 inputs), resnet20-128 (3x32x32),
 built from ``tinycnn.models``, trained with SGD (momentum 0.9) on cross-entropy. PyTorch
@@ -14,9 +15,10 @@ are the median over ``--rounds`` x ``--steps`` timed steps after ``--warmup`` st
 The rounds alternate tinycnn and PyTorch (tinycnn first in even rounds, PyTorch first in
 odd ones), so that noise from other processes on the machine hits both alike; the ratio
 is the median of the rounds' own ratios (each from two medians seconds apart), printed
-with its range over the rounds. On a shared cloud machine the speed of the same step can
-swing 2x within a minute (other tenants of the host share its caches and memory); the
-range shows how much.
+with its range over the rounds, and *best*, the ratio of the two sides' fastest steps. On
+a shared cloud machine the speed of the same step can swing 2x within a minute (other
+tenants of the host share its caches and memory bandwidth); the range shows how much, and
+the fastest steps are the ones least disturbed.
 
 Threads: BLAS reads its thread count when NumPy is first imported, so this script sets
 ``OPENBLAS_NUM_THREADS`` (and OMP/MKL) before importing NumPy, and also applies it through
@@ -62,6 +64,9 @@ def parse_args():
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.add_argument("--no-inference", action="store_true", help="time training steps only")
     parser.add_argument("--omp-wait-policy", default="PASSIVE", help="OMP_WAIT_POLICY for PyTorch ('' leaves it)")
+    parser.add_argument("--tf32", action="store_true",
+                        help="GPU: let float32 GEMMs use TF32 tensor cores on both sides (CUPY_TF32=1, "
+                             "torch allow_tf32); off by default: exact float32, as on the CPU")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     return parser.parse_args()
 
@@ -265,6 +270,8 @@ def main():
             os.environ[var] = str(args.threads)
     if args.omp_wait_policy:
         os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy
+    # CuPy reads CUPY_TF32 when it is imported: set it (or clear it) before that.
+    os.environ["CUPY_TF32"] = "1" if args.tf32 else "0"
     if "numpy" in sys.modules:
         print("note: NumPy was imported before the thread settings; relying on threadpoolctl", file=sys.stderr)
     import numpy as np
@@ -287,6 +294,9 @@ def main():
             import torch
             if device == "cpu":
                 torch.set_num_threads(args.threads)
+            else:  # the same precision as tinycnn: PyTorch's cuDNN convolutions use TF32 unless told not to
+                torch.backends.cuda.matmul.allow_tf32 = args.tf32
+                torch.backends.cudnn.allow_tf32 = args.tf32
         except ImportError:
             torch = None
     sync_theirs = (torch.cuda.synchronize if (torch and device == "cuda") else (lambda: None))
@@ -298,15 +308,17 @@ def main():
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "gemm_ceiling_gflops": ceiling,
         "rounds": args.rounds, "steps": args.steps, "warmup": args.warmup,
+        "tf32": bool(args.tf32) if device == "cuda" else None,
     }
-    print(f"throughput, float32, device={device}, threads={args.threads}, NumPy {np.__version__}, "
+    print(f"throughput, float32{' (TF32 GEMMs)' if args.tf32 and device == 'cuda' else ''}, device={device}, threads={args.threads}, NumPy {np.__version__}, "
           f"PyTorch {torch.__version__ if torch else 'not used'}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
           f"tinycnn malloc tuning={header_info['malloc_tuning']}")
     print(f"GEMM ceiling (float32 2048^3 matmul): {ceiling:.1f} GFLOP/s")
     print(f"img/s and ms: median of {args.rounds} rounds x {args.steps} steps after {args.warmup} warm-up; "
-          f"ratio = tinycnn img/s / PyTorch img/s, the median of the {args.rounds} rounds' ratios (range: lowest-highest)\n")
+          f"ratio = tinycnn img/s / PyTorch img/s, the median of the {args.rounds} rounds' ratios (range: lowest-highest); "
+          f"best = the ratio of the two fastest steps\n")
     header = (f"{'model':<14}{'mode':<7}{'tinycnn img/s':>14}{'GFLOP/s':>9}{'torch img/s':>13}{'GFLOP/s':>9}"
-              f"{'ratio':>8}{'round range':>12}{'ms/step':>9}{'torch ms':>9}")
+              f"{'ratio':>8}{'round range':>12}{'best':>8}{'ms/step':>9}{'torch ms':>9}")
     print(header)
     print("-" * len(header))
 
@@ -339,10 +351,11 @@ def main():
             line = f"{name:<14}{mode:<7}{row['tinycnn_img_s']:>14.0f}{row['tinycnn_gflops']:>9.1f}"
             if t_theirs:
                 spread = f"{min(round_ratios):.2f}-{max(round_ratios):.2f}"
+                row["best_ratio"] = row["torch_ms_min"] / row["tinycnn_ms_min"]
                 line += (f"{row['torch_img_s']:>13.0f}{row['torch_gflops']:>9.1f}{row['ratio']:>7.2f}x{spread:>12}"
-                         f"{row['tinycnn_ms']:>9.1f}{row['torch_ms']:>9.1f}")
+                         f"{row['best_ratio']:>7.2f}x{row['tinycnn_ms']:>9.1f}{row['torch_ms']:>9.1f}")
             else:
-                line += f"{'-':>13}{'-':>9}{'-':>8}{'-':>12}{row['tinycnn_ms']:>9.1f}"
+                line += f"{'-':>13}{'-':>9}{'-':>8}{'-':>12}{'-':>8}{row['tinycnn_ms']:>9.1f}"
             print(line, flush=True)
 
     if args.json:
