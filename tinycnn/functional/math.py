@@ -249,7 +249,7 @@ class ReLU(Function):
     """max(x, 0); the gradient passes where x > 0 (0 at x == 0, as PyTorch).
 
     The backward reads the output (out > 0 exactly where x > 0), so no mask is kept:
-    ``where(out > 0, grad, 0)``, one fused pass on a GPU (kernels/relu.py).
+    ``grad * (out > 0)``, one fused pass on a GPU (kernels/relu.py).
     """
 
     def forward(self, x):

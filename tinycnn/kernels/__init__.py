@@ -13,7 +13,7 @@ The fusions, and where they are used:
 
 - ``batch_norm_apply``:    ``centered * scale + bias``               (functional/norm.py, forward)
 - ``batch_norm_backward``: ``grad * k1 + centered * k2 + k3``        (functional/norm.py, backward)
-- ``relu_backward``:       ``where(out > 0, grad, 0)``               (functional/math.py, ReLU)
+- ``relu_backward``:       ``grad * (out > 0)``                      (functional/math.py, ReLU)
 - ``sgd_momentum_step``:   weight decay, momentum buffer, update     (optim/sgd.py)
 - ``adam_step``:           weight decay, both moments, update        (optim/adam.py, Adam and AdamW)
 
