@@ -159,7 +159,7 @@ def test_col2im_is_the_adjoint_of_im2col(cfg):
     cols_shape = im2col(x, geometry).shape
     oh, ow = geometry.out_size
     # garbage wide-row columns (if any) must be zero for col2im, as the conv backward makes them
-    cols = rng.standard_normal((cols_shape[0], cfg["n"], oh, geometry.row_width))
+    cols = rng.standard_normal((cols_shape[0], oh, cfg["n"], geometry.row_width))
     cols[..., ow:] = 0
     cols = cols.reshape(cols_shape)
     lhs = (im2col(x, geometry) * cols).sum()

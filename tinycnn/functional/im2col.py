@@ -14,20 +14,24 @@ offsets, each step one vectorized add.
 
 Memory layout (chosen for speed, measured in benchmarks/layers.py)
 -----------------------------------------------------------------
-1. The padded input is (N, C, Hp, Wp), like the input: padding is one copy.
-2. The rows of cols are ordered (c, i, j) (channel, kernel row, kernel column),
-   its columns (n, y, x) (image, output row, output column): cols is
-   (C*KH*KW, N * OH * RW).
+NumPy copies and adds fast when the innermost contiguous runs are long. So:
+
+1. The padded input is stored as (C, H, N, W): one image row of every image
+   next to each other. Converting from (N, C, H, W) moves whole rows.
+2. The windows are ordered (out_row, image, out_col): cols is
+   (C*KH*KW, OH * N * RW).
 3. The "wide row" trick (stride 1 along W): we compute RW = Wp (the full padded
    width) output columns per row instead of OW. The extra KW-1 columns are
-   garbage (their windows run over the row's end into the next row) and are
-   dropped, but now for one (c, i, j) and one image, the windows' pixels form ONE
-   contiguous run of OH*Wp numbers in the padded image (when the stride along H
-   is 1 too), so im2col copies, and col2im adds, long runs instead of runs of OW.
+   garbage (their windows run over the row's end) and are dropped, but now a
+   window row of all N images is ONE contiguous run in memory, and so is the
+   whole (out_row, image, out_col) block when the stride along H is 1 too.
+   im2col then copies, and col2im adds, runs of OH*N*Wp numbers instead of OW.
    The price: Wp/OW times more columns (1.06x for 32x32 with 3x3 padding 1).
+   (Laid out per image, (N, C, H, W), the runs would be OH*Wp: 140 numbers for
+   LeNet-5's second convolution, whose col2im then took 4x longer.)
 
-The convolution (conv.py) calls these on a few images at a time, so that the
-column matrix stays in the CPU's cache.
+The convolution (conv.py) calls these on a few images at a time (N is then the
+chunk's image count), so that the column matrix stays in the CPU's cache.
 """
 
 from __future__ import annotations
@@ -91,13 +95,13 @@ class ConvGeometry:
 
     @cached_property
     def padded_shape(self) -> tuple:
-        """(N, C, Hp, Wp), plus one spare zero row per image that a wide row of the last window reads into."""
+        """(C, Hp, N, Wp), plus one spare zero row that a wide row of the last window reads into."""
         n, c, h, w = self.x_shape
-        return (n, c, h + 2 * self.padding[0] + int(self.wide_rows), w + 2 * self.padding[1])
+        return (c, h + 2 * self.padding[0] + int(self.wide_rows), n, w + 2 * self.padding[1])
 
     @cached_property
     def columns_per_image(self) -> int:
-        """OH * RW: the columns of cols that belong to one image."""
+        """OH * RW: how many of cols' columns each image adds."""
         return self.out_size[0] * self.row_width
 
     def for_images(self, count: int) -> "ConvGeometry":
@@ -106,39 +110,39 @@ class ConvGeometry:
 
 
 def _windows(padded, geometry: ConvGeometry):
-    """A view of padded (N, C, Hp, Wp) as (C, KH, KW, N, OH, RW); nothing is copied.
+    """A view of padded (C, Hp, N, Wp) as (C, KH, KW, OH, N, RW); nothing is copied.
 
-    ``windows[c, i, j, n, y, x] = padded[n, c, y*SH + i*DH, x*SW + j*DW]``: the
+    ``windows[c, i, j, y, n, x] = padded[c, y*SH + i*DH, n, x*SW + j*DW]``: the
     pixel at kernel offset (i, j) of window (y, x) of image n. Strides say how
     many bytes one step along each axis skips, so one array can be seen as
     another without copying (and must be used with care: NumPy does not check
     that a strided view stays inside the array, which is what the spare row is for).
     """
     xp = get_array_module(padded)
-    n, c = padded.shape[:2]
+    c, _, n, _ = padded.shape
     (kh, kw), (sh, sw), (dh, dw) = geometry.kernel, geometry.stride, geometry.dilation
-    stride_n, stride_c, stride_row, stride_col = padded.strides
+    stride_c, stride_row, stride_n, stride_col = padded.strides
     return xp.lib.stride_tricks.as_strided(
         padded,
-        shape=(c, kh, kw, n, geometry.out_size[0], geometry.row_width),
-        strides=(stride_c, stride_row * dh, stride_col * dw, stride_n, stride_row * sh, stride_col * sw),
+        shape=(c, kh, kw, geometry.out_size[0], n, geometry.row_width),
+        strides=(stride_c, stride_row * dh, stride_col * dw, stride_row * sh, stride_n, stride_col * sw),
     )
 
 
 def pad_images(x, geometry: ConvGeometry):
-    """x (N, C, H, W) -> (N, C, Hp, Wp) with zeros around (and a spare zero row, see ``padded_shape``)."""
+    """x (N, C, H, W) -> (C, Hp, N, Wp) with zeros around (and a spare zero row, see ``padded_shape``)."""
     xp = get_array_module(x)
     _, _, h, w = x.shape
     ph, pw = geometry.padding
     padded = xp.zeros(geometry.padded_shape, dtype=x.dtype)
-    padded[:, :, ph:ph + h, pw:pw + w] = x
+    padded[:, ph:ph + h, :, pw:pw + w] = x.transpose(1, 2, 0, 3)  # (N, C, H, W) -> (C, H, N, W)
     return padded
 
 
 def im2col(x, geometry: ConvGeometry):
     """Copy every sliding window of ``x`` into a column.
 
-    x: (N, C, H, W) -> cols (C*KH*KW, N*OH*RW), rows ordered (c, i, j), columns (n, y, x).
+    x: (N, C, H, W) -> cols (C*KH*KW, OH*N*RW), rows ordered (c, i, j), columns (y, n, x).
     """
     c = x.shape[1]
     kh, kw = geometry.kernel
@@ -150,7 +154,7 @@ def im2col(x, geometry: ConvGeometry):
 def col2im(cols, geometry: ConvGeometry):
     """Add every column back onto the pixels of its window: the adjoint of im2col.
 
-    cols: (C*KH*KW, N*OH*RW) -> (N, C, H, W)
+    cols: (C*KH*KW, OH*N*RW) -> (N, C, H, W) (a transposed view)
 
     Columns of wide-row garbage windows must be zero (``nchw_to_columns`` makes
     the gradient so), since they are added too.
@@ -160,28 +164,29 @@ def col2im(cols, geometry: ConvGeometry):
     (kh, kw), (ph, pw) = geometry.kernel, geometry.padding
     padded = xp.zeros(geometry.padded_shape, dtype=cols.dtype)
     windows = _windows(padded, geometry)  # writable view of `padded`
-    cols = cols.reshape(c, kh, kw, n, geometry.out_size[0], geometry.row_width)
+    cols = cols.reshape(c, kh, kw, geometry.out_size[0], n, geometry.row_width)
     for i in range(kh):
         for j in range(kw):
             # Windows overlap, so add, not assign. `view += ...` writes into `padded`.
             # (Within one offset (i, j) no two windows share a pixel, so the add is safe.)
             view = windows[:, i, j]
             view += cols[:, i, j]
-    return padded[:, :, ph:ph + h, pw:pw + w]  # drop the padding: (N, C, H, W), a view
+    image = padded[:, ph:ph + h, :, pw:pw + w]  # drop the padding: (C, H, N, W)
+    return image.transpose(2, 0, 1, 3)
 
 
 def columns_to_nchw(out_columns, geometry: ConvGeometry, bias=None, out=None):
     """The GEMM's output back to an image batch, adding the bias on the way.
 
-    out_columns: (O, N*OH*RW) -> (N, O, OH, OW); garbage wide-row columns are dropped.
+    out_columns: (O, OH*N*RW) -> (N, O, OH, OW); garbage wide-row columns are dropped.
     ``out``, if given, is the (N, O, OH, OW) array to write into.
     """
     xp = get_array_module(out_columns)
     n = geometry.x_shape[0]
     out_channels = out_columns.shape[0]
     oh, ow = geometry.out_size
-    rows = out_columns.reshape(out_channels, n, oh, geometry.row_width)[..., :ow]
-    rows = rows.transpose(1, 0, 2, 3)  # (N, O, OH, OW), a view
+    rows = out_columns.reshape(out_channels, oh, n, geometry.row_width)[..., :ow]
+    rows = rows.transpose(2, 0, 1, 3)  # (N, O, OH, OW), a view
     if out is None:
         out = xp.empty((n, out_channels, oh, ow), dtype=out_columns.dtype)
     if bias is None:
@@ -194,12 +199,12 @@ def columns_to_nchw(out_columns, geometry: ConvGeometry, bias=None, out=None):
 def nchw_to_columns(grad, geometry: ConvGeometry):
     """The inverse layout change, for the output's gradient.
 
-    grad: (N, O, OH, OW) -> (O, N*OH*RW), zero in the garbage wide-row columns.
+    grad: (N, O, OH, OW) -> (O, OH*N*RW), zero in the garbage wide-row columns.
     """
     xp = get_array_module(grad)
     n, out_channels, oh, ow = grad.shape
     if geometry.row_width == ow:
-        return xp.ascontiguousarray(grad.transpose(1, 0, 2, 3)).reshape(out_channels, -1)
-    columns = xp.zeros((out_channels, n, oh, geometry.row_width), dtype=grad.dtype)
-    columns[..., :ow] = grad.transpose(1, 0, 2, 3)
+        return xp.ascontiguousarray(grad.transpose(1, 2, 0, 3)).reshape(out_channels, -1)
+    columns = xp.zeros((out_channels, oh, n, geometry.row_width), dtype=grad.dtype)
+    columns[..., :ow] = grad.transpose(1, 2, 0, 3)
     return columns.reshape(out_channels, -1)
