@@ -22,12 +22,14 @@ the fastest steps are the ones least disturbed.
 
 Threads: BLAS reads its thread count when NumPy is first imported, so this script sets
 ``OPENBLAS_NUM_THREADS`` (and OMP/MKL) before importing NumPy, and also applies it through
-``threadpoolctl`` when that is installed. It sets ``OMP_WAIT_POLICY=PASSIVE`` before
-importing torch (``--omp-wait-policy`` to change): by default PyTorch's OpenMP threads
-keep spinning for a while after each op and steal a core from whatever runs next (here:
-tinycnn's NumPy), which makes interleaved timings unfair to tinycnn. PASSIVE makes them
-sleep at once; it costs PyTorch little on these models (measure with
-``--omp-wait-policy ACTIVE``).
+``threadpoolctl`` when that is installed. Both libraries keep their worker threads
+spinning for a while after each parallel call (OpenBLAS after a GEMM, PyTorch's OpenMP
+after each op), and a spinning thread steals a core from whatever runs next. So each
+side's round starts after ``--pause`` seconds of rest, and PyTorch keeps its default
+OpenMP wait policy, which is how its users run it. (``--omp-wait-policy PASSIVE`` makes
+PyTorch's threads sleep at once; measured here it made PyTorch's LeNet-5 step 1.6x
+slower, 16.5 -> 27 ms, so it is not the default: an earlier version of this script used it
+and overstated tinycnn's ratio.)
 
 Also printed: the GEMM ceiling (NumPy float32 matmul GFLOP/s, large square) and each
 model's achieved GFLOP/s, from analytic FLOP counts (2 x multiply-adds of every conv and
@@ -63,7 +65,10 @@ def parse_args():
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before the first round")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.add_argument("--no-inference", action="store_true", help="time training steps only")
-    parser.add_argument("--omp-wait-policy", default="PASSIVE", help="OMP_WAIT_POLICY for PyTorch ('' leaves it)")
+    parser.add_argument("--pause", type=float, default=0.3,
+                        help="seconds of rest before each side's round (idle worker threads of the other side stop spinning)")
+    parser.add_argument("--omp-wait-policy", default="",
+                        help="OMP_WAIT_POLICY for PyTorch, e.g. PASSIVE (default: PyTorch's own)")
     parser.add_argument("--tf32", action="store_true",
                         help="GPU: let float32 GEMMs use TF32 tensor cores on both sides (CUPY_TF32=1, "
                              "torch allow_tf32); off by default: exact float32, as on the CPU")
@@ -254,6 +259,7 @@ def interleaved(ours, theirs, args, sync_ours, sync_theirs):
         for who, fn, sync in order:
             if fn is None:
                 continue
+            time.sleep(args.pause)  # let the other side's BLAS/OpenMP threads stop spinning first
             this_round[who] = time_steps(fn, args.steps, sync)
         ours_times += this_round["ours"]
         if theirs:
