@@ -3,13 +3,17 @@
     python benchmarks/layers.py                  # CPU, 2 threads
     python benchmarks/layers.py --threads 4
     python benchmarks/layers.py --device cuda
-    python benchmarks/layers.py --keep-freed-memory   # glibc keeps freed memory (fewer page faults)
 
-For each layer: forward, and forward + backward, in milliseconds (median of
---repeats runs after --warmup runs) and achieved GFLOP/s, for tinycnn and
-PyTorch (float32, the same thread count), and PyTorch's time / tinycnn's time
-("speed": above 1 means tinycnn is faster). The first layer of each network
-gets no input gradient, as in training (images need none).
+For each layer: forward, and forward + backward, in milliseconds and achieved GFLOP/s,
+for tinycnn and PyTorch (float32, the same thread count), and PyTorch's time /
+tinycnn's time ("speed": above 1 means tinycnn is faster). The first layer of each
+network gets no input gradient, as in training (images need none).
+
+The two alternate, layer by layer, in ``--rounds`` rounds of ``--repeats`` calls
+each (after ``--warmup`` calls), with ``--pause`` seconds of rest before each side's
+round so that the other side's idle worker threads have stopped spinning. Times are
+medians over all calls; the speed is the median of the rounds' own ratios, so that a
+slow spell of a shared machine hits both sides of each ratio.
 """
 
 from __future__ import annotations
@@ -34,49 +38,24 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--threads", type=int, default=2, help="BLAS / PyTorch threads (CPU)")
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating tinycnn/PyTorch rounds per layer")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per round")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--pause", type=float, default=0.3, help="seconds of rest before each side's round")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
-    parser.add_argument("--keep-freed-memory", action="store_true",
-                        help="tell glibc malloc to keep freed memory for reuse (see keep_freed_memory)")
     return parser.parse_args()
 
 
-def keep_freed_memory() -> bool:
-    """Make glibc's malloc reuse freed memory instead of returning it to the OS.
-
-    NumPy allocates a fresh array for every intermediate result. By default glibc
-    serves big blocks (over ~32 MB, and smaller ones after a trim) straight from
-    the OS, and the OS zero-fills every new 4 KB page on first touch, so each
-    large temporary costs a page-fault pass before any arithmetic. With mmap off
-    and a huge trim threshold, freed blocks stay in the process and get reused.
-    Same effect as starting Python with
-    GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296.
-    Returns False where glibc's mallopt is unavailable (macOS, Windows, musl).
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
-        return False
-    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
-
-
-def median_ms(fn, repeats, warmup, sync):
-    for _ in range(warmup):
-        fn()
-    sync()
+def call_times(fn, repeats, sync) -> list:
+    """Seconds per call of ``fn``, ``repeats`` times (with the device synchronised)."""
     times = []
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         fn()
         sync()
         times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    return times
 
 
 def conv_flops(batch, c, size, o, k, pad):
@@ -84,7 +63,8 @@ def conv_flops(batch, c, size, o, k, pad):
     return 2.0 * batch * o * c * k * k * out * out
 
 
-def time_tinycnn(layer, args):
+def tinycnn_calls(layer, args):
+    """(forward, forward_backward, sync) for tinycnn at this layer's shape."""
     import numpy as np
 
     import tinycnn
@@ -111,10 +91,11 @@ def time_tinycnn(layer, args):
         F.conv2d(x, w, b, padding=pad).backward(grad)
 
     assert F.conv2d(x, w, b, padding=pad).dtype == np.float32
-    return median_ms(forward, args.repeats, args.warmup, sync), median_ms(forward_backward, args.repeats, args.warmup, sync)
+    return forward, forward_backward, sync
 
 
-def time_torch(layer, args, torch):
+def torch_calls(layer, args, torch):
+    """(forward, forward_backward, sync) for PyTorch at this layer's shape."""
     name, n, c, size, o, k, pad, input_grad = layer
     device = "cuda" if args.device == "cuda" else "cpu"
     conv = torch.nn.Conv2d(c, o, k, padding=pad).to(device)
@@ -131,7 +112,35 @@ def time_torch(layer, args, torch):
         conv.zero_grad(set_to_none=True)
         conv(x).backward(grad)
 
-    return median_ms(forward, args.repeats, args.warmup, sync), median_ms(forward_backward, args.repeats, args.warmup, sync)
+    return forward, forward_backward, sync
+
+
+def interleaved(ours, theirs, args):
+    """Alternate rounds of ``ours`` and ``theirs`` (each (fn, sync), theirs may be None).
+
+    Returns (our median ms, their median ms or None, median of the rounds' ratios theirs/ours or None).
+    """
+    for fn, sync in [ours] + ([theirs] if theirs else []):
+        for _ in range(args.warmup):
+            fn()
+        sync()
+    our_times, their_times, ratios = [], [], []
+    for round_index in range(args.rounds):
+        sides = [("ours", ours), ("theirs", theirs)]
+        if round_index % 2:
+            sides.reverse()
+        this_round = {}
+        for who, side in sides:
+            if side is None:
+                continue
+            time.sleep(args.pause)  # let the other side's worker threads stop spinning
+            this_round[who] = call_times(side[0], args.repeats, side[1])
+        our_times += this_round["ours"]
+        if theirs:
+            their_times += this_round["theirs"]
+            ratios.append(statistics.median(this_round["theirs"]) / statistics.median(this_round["ours"]))
+    ms = lambda times: 1e3 * statistics.median(times) if times else None
+    return ms(our_times), ms(their_times), (statistics.median(ratios) if ratios else None)
 
 
 def main():
@@ -141,9 +150,8 @@ def main():
         os.environ[var] = str(args.threads)
     import numpy as np
 
-    malloc_note = ""
-    if args.keep_freed_memory:
-        malloc_note = ", malloc keeps freed memory" if keep_freed_memory() else ", (mallopt unavailable)"
+    from tinycnn import backend  # importing tinycnn tunes malloc, as in real use (backend.keep_freed_memory)
+
     torch = None
     if not args.no_torch:
         try:
@@ -153,27 +161,27 @@ def main():
             torch = None
 
     torch_note = f", PyTorch {torch.__version__}" if torch else (", PyTorch skipped" if args.no_torch else ", PyTorch not installed")
-    print(f"conv2d, float32, device={args.device}, threads={args.threads}, NumPy {np.__version__}{torch_note}{malloc_note}")
-    print(f"median of {args.repeats} runs after {args.warmup} warm-up runs; "
-          "speed = PyTorch time / tinycnn time (>1: tinycnn faster)\n")
+    print(f"conv2d, float32, device={args.device}, threads={args.threads}, NumPy {np.__version__}{torch_note}, "
+          f"tinycnn malloc tuning={backend.malloc_tuned}")
+    print(f"median of {args.rounds} alternating rounds x {args.repeats} calls after {args.warmup} warm-up calls; "
+          "speed = PyTorch time / tinycnn time, the median of the rounds' ratios (>1: tinycnn faster)\n")
     header = f"{'layer':<17}{'shape (N,C,H->O,k)':<22}{'tinycnn fwd':>16}{'tinycnn fwd+bwd':>18}"
     if torch:
         header += f"{'torch fwd':>16}{'torch fwd+bwd':>17}{'speed fwd':>11}{'speed f+b':>11}"
     print(header)
     print("-" * len(header))
-    # All tinycnn runs first, then all PyTorch runs: PyTorch's OpenMP threads keep
-    # spinning for a while after each op and would slow down whatever runs next.
-    ours = [time_tinycnn(layer, args) for layer in LAYERS]
-    theirs = [time_torch(layer, args, torch) for layer in LAYERS] if torch else [None] * len(LAYERS)
     cell = lambda ms, fl: f"{ms:7.2f}ms {fl / ms / 1e6:5.1f}GF"
-    for layer, (fwd, fb), torch_times in zip(LAYERS, ours, theirs):
+    for layer in LAYERS:
         name, n, c, size, o, k, pad, input_grad = layer
+        our_fwd, our_fb, our_sync = tinycnn_calls(layer, args)
+        their_fwd, their_fb, their_sync = torch_calls(layer, args, torch) if torch else (None, None, None)
+        fwd, t_fwd, speed_fwd = interleaved((our_fwd, our_sync), (their_fwd, their_sync) if torch else None, args)
+        fb, t_fb, speed_fb = interleaved((our_fb, our_sync), (their_fb, their_sync) if torch else None, args)
         flops = conv_flops(n, c, size, o, k, pad)
         flops_fb = flops * (3 if input_grad else 2)  # backward: weight GEMM (+ input GEMM)
         line = f"{name:<17}{f'{n},{c},{size}->{o},{k}x{k}':<22}{cell(fwd, flops):>16}{cell(fb, flops_fb):>18}"
-        if torch_times:
-            t_fwd, t_fb = torch_times
-            line += f"{cell(t_fwd, flops):>16}{cell(t_fb, flops_fb):>17}{t_fwd / fwd:>10.2f}x{t_fb / fb:>10.2f}x"
+        if torch:
+            line += f"{cell(t_fwd, flops):>16}{cell(t_fb, flops_fb):>17}{speed_fwd:>10.2f}x{speed_fb:>10.2f}x"
         print(line, flush=True)
     return 0
 
