@@ -265,6 +265,18 @@ def test_dropout_mask_statistics_and_consistency(dtype, other_device):
 
 
 # --------------------------------------------------------------------------- models
+def _run_steps(model, optimizer, x, y, steps):
+    """``steps`` SGD/Adam steps on one batch: (the losses before each step, the final state_dict)."""
+    losses = []
+    for _ in range(steps):
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return np.array(losses), model.state_dict()
+
+
 def _train_steps(model_name, device, dtype, steps=4):
     """Losses of a few training steps and the final state, for a model whose weights
     are copied from one built on the CPU (so both devices start from the same numbers)."""
@@ -285,14 +297,7 @@ def _train_steps(model_name, device, dtype, steps=4):
         optimizer = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     x = tinycnn.tensor(images, dtype=dtype, device=device)
     y = tinycnn.tensor(labels, device=device)
-    losses = []
-    for _ in range(steps):
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return np.array(losses), model.state_dict()
+    return _run_steps(model, optimizer, x, y, steps)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -326,14 +331,7 @@ def test_adam_steps_match_the_cpu(name, dtype, other_device):
         optimizer = cls(model.parameters(), lr=0.01, weight_decay=0.05)
         x = tinycnn.tensor(rng_for("mlp x").standard_normal((10, 6)), dtype=dtype, device=device)
         y = tinycnn.tensor(rng_for("mlp y").integers(0, 3, 10), device=device)
-        losses = []
-        for _ in range(3):
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-        return np.array(losses), model.state_dict()
+        return _run_steps(model, optimizer, x, y, steps=3)
 
     (losses_cpu, state_cpu), (losses_other, state_other) = train("cpu"), train(other_device)
     rtol = 1e-10 if dtype == np.float64 else 1e-4
