@@ -22,7 +22,8 @@ import argparse
 import os
 import statistics
 import sys
-import time
+
+from report import interleaved
 
 # (name, batch, in_channels, height/width, out_channels, kernel, padding, needs input gradient)
 LAYERS = [
@@ -44,18 +45,6 @@ def parse_args():
     parser.add_argument("--pause", type=float, default=0.3, help="seconds of rest before each side's round")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     return parser.parse_args()
-
-
-def call_times(fn, repeats, sync) -> list:
-    """Seconds per call of ``fn``, ``repeats`` times (with the device synchronised)."""
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def conv_flops(batch, c, size, o, k, pad):
@@ -115,30 +104,10 @@ def torch_calls(layer, args, torch):
     return forward, forward_backward, sync
 
 
-def interleaved(ours, theirs, args):
-    """Alternate rounds of ``ours`` and ``theirs`` (each (fn, sync), theirs may be None).
-
-    Returns (our median ms, their median ms or None, median of the rounds' ratios theirs/ours or None).
-    """
-    for fn, sync in [ours] + ([theirs] if theirs else []):
-        for _ in range(args.warmup):
-            fn()
-        sync()
-    our_times, their_times, ratios = [], [], []
-    for round_index in range(args.rounds):
-        sides = [("ours", ours), ("theirs", theirs)]
-        if round_index % 2:
-            sides.reverse()
-        this_round = {}
-        for who, side in sides:
-            if side is None:
-                continue
-            time.sleep(args.pause)  # let the other side's worker threads stop spinning
-            this_round[who] = call_times(side[0], args.repeats, side[1])
-        our_times += this_round["ours"]
-        if theirs:
-            their_times += this_round["theirs"]
-            ratios.append(statistics.median(this_round["theirs"]) / statistics.median(this_round["ours"]))
+def timed(ours, theirs, args):
+    """(our median ms, their median ms or None, median of the rounds' ratios theirs/ours or None)."""
+    our_times, their_times, ratios = interleaved(ours, theirs, rounds=args.rounds, calls=args.repeats,
+                                                 warmup=args.warmup, pause=args.pause)
     ms = lambda times: 1e3 * statistics.median(times) if times else None
     return ms(our_times), ms(their_times), (statistics.median(ratios) if ratios else None)
 
@@ -175,8 +144,8 @@ def main():
         name, n, c, size, o, k, pad, input_grad = layer
         our_fwd, our_fb, our_sync = tinycnn_calls(layer, args)
         their_fwd, their_fb, their_sync = torch_calls(layer, args, torch) if torch else (None, None, None)
-        fwd, t_fwd, speed_fwd = interleaved((our_fwd, our_sync), (their_fwd, their_sync) if torch else None, args)
-        fb, t_fb, speed_fb = interleaved((our_fb, our_sync), (their_fb, their_sync) if torch else None, args)
+        fwd, t_fwd, speed_fwd = timed((our_fwd, our_sync), (their_fwd, their_sync) if torch else None, args)
+        fb, t_fb, speed_fb = timed((our_fb, our_sync), (their_fb, their_sync) if torch else None, args)
         flops = conv_flops(n, c, size, o, k, pad)
         flops_fb = flops * (3 if input_grad else 2)  # backward: weight GEMM (+ input GEMM)
         line = f"{name:<17}{f'{n},{c},{size}->{o},{k}x{k}':<22}{cell(fwd, flops):>16}{cell(fb, flops_fb):>18}"

@@ -1,9 +1,12 @@
-"""What every benchmark script writes with ``--json PATH``: the machine, the settings, the rows."""
+"""What the benchmark scripts share: timing tinycnn against PyTorch in alternating rounds, and
+what every script writes with ``--json PATH`` (the machine, the settings, the rows)."""
 
 from __future__ import annotations
 
 import json
 import platform
+import statistics
+import time
 
 
 def machine_info(device: str, threads: int) -> dict:
@@ -19,3 +22,44 @@ def write_json(path, config: dict, results: list) -> None:
     with open(path, "w") as file:
         json.dump({"config": config, "results": results}, file, indent=2)
     print(f"\nwrote {path}")
+
+
+def call_times(fn, count: int, sync) -> list:
+    """Seconds per call of ``fn``, ``count`` calls, with the device synchronised around each."""
+    times = []
+    for _ in range(count):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def interleaved(ours, theirs, *, rounds: int, calls: int, warmup: int, pause: float):
+    """Time ``ours`` and ``theirs`` (each a (function, sync) pair; theirs may be None) in alternating rounds.
+
+    Returns (all of ours' call times, all of theirs', the per-round ratios theirs/ours). A
+    round's ratio pairs two medians taken seconds apart, so a slow spell of the machine
+    (other programs, or, on a shared cloud host, other machines) hits both sides of it.
+    Before each side's round the machine rests ``pause`` seconds, so that the other side's
+    idle worker threads (OpenBLAS, OpenMP) have stopped spinning.
+    """
+    sides = {"ours": ours, "theirs": theirs} if theirs else {"ours": ours}
+    for _ in range(warmup):
+        for fn, sync in sides.values():
+            fn()
+            sync()
+    times = {who: [] for who in sides}
+    round_ratios = []
+    for round_index in range(rounds):
+        order = list(sides) if round_index % 2 == 0 else list(sides)[::-1]
+        this_round = {}
+        for who in order:
+            time.sleep(pause)
+            fn, sync = sides[who]
+            this_round[who] = call_times(fn, calls, sync)
+            times[who] += this_round[who]
+        if theirs:
+            round_ratios.append(statistics.median(this_round["theirs"]) / statistics.median(this_round["ours"]))
+    return times["ours"], times.get("theirs", []), round_ratios

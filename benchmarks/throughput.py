@@ -43,9 +43,8 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
-from report import machine_info, write_json
+from report import call_times, interleaved, machine_info, write_json
 
 MODELS = {
     # name: (builder, batch, input shape (C, H, W))
@@ -122,13 +121,7 @@ def gemm_ceiling(xp, sync, size=2048, repeats=7) -> float:
     a = xp.ones((size, size), dtype=xp.float32)
     b = xp.ones((size, size), dtype=xp.float32)
     out = xp.empty((size, size), dtype=xp.float32)
-    times = []
-    for _ in range(repeats + 2):
-        sync()
-        start = time.perf_counter()
-        xp.matmul(a, b, out=out)
-        sync()
-        times.append(time.perf_counter() - start)
+    times = call_times(lambda: xp.matmul(a, b, out=out), repeats + 2, sync)
     return 2.0 * size**3 / statistics.median(times[2:]) / 1e9
 
 
@@ -225,49 +218,6 @@ def torch_runner(torch, spec, device):
     return train_step, infer
 
 
-# --------------------------------------------------------------------------- timing
-def time_steps(fn, steps, sync) -> list:
-    times = []
-    for _ in range(steps):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def interleaved(ours, theirs, args, sync_ours, sync_theirs):
-    """Time ``ours`` and ``theirs`` (None when absent) in alternating rounds.
-
-    Returns (all of ours' step times, all of theirs', per-round ratios theirs/ours). A
-    round's ratio pairs two medians taken seconds apart, so a slow spell of the machine
-    (other programs, or, on a shared cloud host, other machines) hits both sides of it.
-    """
-    for _ in range(args.warmup):
-        ours()
-        sync_ours()
-        if theirs:
-            theirs()
-            sync_theirs()
-    ours_times, theirs_times, round_ratios = [], [], []
-    for round_index in range(args.rounds):
-        order = [("ours", ours, sync_ours), ("theirs", theirs, sync_theirs)]
-        if round_index % 2:
-            order.reverse()
-        this_round = {}
-        for who, fn, sync in order:
-            if fn is None:
-                continue
-            time.sleep(args.pause)  # let the other side's BLAS/OpenMP threads stop spinning first
-            this_round[who] = time_steps(fn, args.steps, sync)
-        ours_times += this_round["ours"]
-        if theirs:
-            theirs_times += this_round["theirs"]
-            round_ratios.append(statistics.median(this_round["theirs"]) / statistics.median(this_round["ours"]))
-    return ours_times, theirs_times, round_ratios
-
-
 def main():
     args = parse_args()
     if args.device == "cpu":
@@ -340,7 +290,9 @@ def main():
         if not args.no_inference:
             modes.append(("infer", infer_ours, infer_theirs, flops))
         for mode, ours, theirs, step_flops in modes:
-            ours_times, theirs_times, round_ratios = interleaved(ours, theirs, args, sync_ours, sync_theirs)
+            ours_times, theirs_times, round_ratios = interleaved(
+                (ours, sync_ours), (theirs, sync_theirs) if theirs else None,
+                rounds=args.rounds, calls=args.steps, warmup=args.warmup, pause=args.pause)
             t_ours = statistics.median(ours_times)
             t_theirs = statistics.median(theirs_times) if theirs_times else None
             row = {
