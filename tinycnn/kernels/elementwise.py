@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -97,15 +98,16 @@ class ElementwiseFusion:
     scalars: tuple = ()
     _kernel: object = field(default=None, repr=False)  # the cupy.ElementwiseKernel, once built
 
-    @property
+    # Parsed once, on first use: every call checks its argument count against them.
+    @cached_property
     def inputs(self) -> tuple:
         return parse_params(self.in_params)
 
-    @property
+    @cached_property
     def outputs(self) -> tuple:
         return parse_params(self.out_params)
 
-    @property
+    @cached_property
     def arguments(self) -> tuple:
         """What a call takes: the inputs, then (when updating in place) the outputs."""
         return self.inputs + (self.outputs if self.updates_in_place else ())
@@ -118,10 +120,10 @@ class ElementwiseFusion:
         arrays above all, goes to the reference.
         """
         arrays = [a for a in args if isinstance(a, np.ndarray) or backend._is_cupy_array(a)]
-        if not arrays or not fused_kernels_enabled():
-            return False
-        if not all(backend._is_cupy_array(a) for a in arrays):
+        if not arrays or not all(backend._is_cupy_array(a) for a in arrays):
             return False  # NumPy data (or a mix): the reference
+        if not fused_kernels_enabled():
+            return False
         dtypes = {np.dtype(a.dtype) for a in arrays}
         return len(dtypes) == 1 and dtypes.pop() in _KERNEL_DTYPES
 
