@@ -320,8 +320,12 @@ class Tensor:
             raise RuntimeError("retain_grad() on a tensor that does not require grad")
         self._retains_grad = True
 
-    def zero_grad(self) -> None:
-        self.grad = None
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradient: None (the default), or zeros in place (the array is kept)."""
+        if set_to_none or self.grad is None:
+            self.grad = None
+        else:
+            self.grad.data[...] = 0
 
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Compute the gradient of this tensor with respect to every leaf.

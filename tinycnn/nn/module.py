@@ -273,12 +273,7 @@ class Module:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients of all parameters (None, or zeros in place)."""
         for param in self.parameters():
-            if param.grad is None:
-                continue
-            if set_to_none:
-                param.grad = None
-            else:
-                param.grad.data[...] = 0
+            param.zero_grad(set_to_none)
 
     # ------------------------------------------------------------------ devices and dtypes
     def to(self, device=None, dtype=None) -> Module:

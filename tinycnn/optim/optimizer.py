@@ -86,12 +86,7 @@ class Optimizer:
         """Forget the gradients (None by default, or zero them in place)."""
         for group in self.param_groups:
             for param in group["params"]:
-                if param.grad is None:
-                    continue
-                if set_to_none:
-                    param.grad = None
-                else:
-                    param.grad.data[...] = 0
+                param.zero_grad(set_to_none)
 
     def step(self, closure=None):  # pragma: no cover - abstract
         raise NotImplementedError
