@@ -279,3 +279,140 @@ def test_image_chunks_cover_the_batch_once(monkeypatch):
     assert [chunk for chunk, _ in conv_module.image_chunks(big, 4, np)] == [slice(0, 1), slice(1, 2), slice(2, 3)]
     # on a GPU (any array module but NumPy) the batch is one chunk
     assert conv_module.image_chunks(geometry, 4, object()) == [(slice(0, 128), geometry)]
+
+
+# --------------------------------------------------------------------------- weight gradient from the full convolution
+def same_conv_configs(count, seed):
+    """Random "same" convolutions (stride 1, 2*padding == dilation*(k-1)), where the weight
+    gradient comes from the full convolution's columns: odd kernels, groups, dilation."""
+    rng = np.random.default_rng(seed)
+    configs = []
+    for cfg in random_configs(30 * count, seed):
+        kh, kw = int(rng.choice([1, 3, 5])), int(rng.choice([1, 3]))
+        dh, dw = cfg["dilation"]
+        padding = (dh * (kh - 1) // 2, dw * (kw - 1) // 2)
+        if dh * (kh - 1) + 1 > cfg["h"] + 2 * padding[0]:
+            continue
+        configs.append(dict(cfg, kernel=(kh, kw), stride=(1, 1), padding=padding))
+        if len(configs) == count:
+            break
+    return configs
+
+
+@pytest.mark.parametrize("images_per_chunk", [None, 1])
+@pytest.mark.parametrize("cfg", same_conv_configs(16, seed=31), ids=lambda c: f"{c}")
+def test_weight_gradient_from_the_full_convolution(cfg, images_per_chunk, monkeypatch):
+    """The weight gradient from the full convolution's columns equals the im2col one, and passes gradcheck."""
+    cfg = dict(cfg, n=3)
+    geometry = conv_module.ConvGeometry((3, cfg["c"], cfg["h"], cfg["w"]), cfg["kernel"], (1, 1),
+                                        cfg["padding"], cfg["dilation"])
+    assert conv_module._weight_from_full_possible(geometry)
+    if images_per_chunk:
+        monkeypatch.setattr(conv_module, "CHUNK_BYTES", chunk_bytes_for(cfg, images_per_chunk))
+    # the full convolution wherever it is possible, so that this path runs for every config
+    monkeypatch.setattr(conv_module, "_use_full_convolution",
+                        lambda geometry, weight_shape: conv_module._full_convolution_possible(geometry))
+    _, _, _, tx, tw, tb = make_inputs(cfg, seed=32, requires_grad=True)
+    grad = np.random.default_rng(33).standard_normal(call(cfg, tx, tw, tb).shape)
+    gradients = {}
+    for from_full in (False, True):
+        monkeypatch.setattr(conv_module, "_weight_from_full_possible", lambda geometry, on=from_full: on)
+        tx.grad = tw.grad = None
+        call(cfg, tx, tw, tb).backward(grad)
+        gradients[from_full] = tx.grad.numpy(), tw.grad.numpy()
+    for expected, got in zip(gradients[False], gradients[True]):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    inputs = [tx, tw] + ([tb] if tb is not None else [])
+    assert tinycnn.gradcheck(lambda *t: call(cfg, *t[:2], t[2] if len(t) > 2 else None), inputs)
+
+
+def test_weight_gradient_from_full_convolution_only_for_same_convolutions():
+    from tinycnn.functional.im2col import ConvGeometry
+    assert conv_module._weight_from_full_possible(ConvGeometry((2, 16, 32, 32), (3, 3), (1, 1), (1, 1), (1, 1)))
+    assert conv_module._weight_from_full_possible(ConvGeometry((2, 4, 9, 9), (3, 3), (1, 1), (2, 2), (2, 2)))
+    assert not conv_module._weight_from_full_possible(ConvGeometry((2, 4, 9, 9), (3, 3), (1, 1), (0, 0), (1, 1)))
+
+
+def test_padded_images_seen_as_columns():
+    """padded_as_columns: pixel (h, w) of image n in column (h, n, w), zeros in the wide rows' extra columns."""
+    from tinycnn.functional.im2col import ConvGeometry, pad_images, padded_as_columns
+    x = np.random.default_rng(41).standard_normal((3, 2, 4, 5))
+    geometry = ConvGeometry(x.shape, (3, 3), (1, 1), (1, 1), (1, 1))
+    columns = padded_as_columns(pad_images(x, geometry), geometry)
+    padded_width = 5 + 2
+    assert columns.shape == (2, 4 * 3 * padded_width)
+    laid_out = columns.reshape(2, 4, 3, padded_width)          # (c, h, n, w)
+    np.testing.assert_array_equal(laid_out[..., :5], x.transpose(1, 2, 0, 3))
+    np.testing.assert_array_equal(laid_out[..., 5:], 0)
+
+
+# --------------------------------------------------------------------------- workspaces
+WORKSPACE_CONFIGS = [dict(n=6, c=3, h=7, w=6, o=4, groups=1, kernel=(3, 3), stride=(1, 1), padding=(1, 1),
+                          dilation=(1, 1), bias=True),
+                     dict(n=6, c=4, h=8, w=8, o=2, groups=2, kernel=(3, 2), stride=(2, 1), padding=(2, 1),
+                          dilation=(1, 2), bias=False),
+                     dict(n=6, c=2, h=9, w=9, o=3, groups=1, kernel=(5, 5), stride=(1, 1), padding=(0, 0),
+                          dilation=(1, 1), bias=True)]
+
+
+def conv_results(cfg, x, weight, bias, grad):
+    tx, tw = tinycnn.tensor(x, requires_grad=True), tinycnn.tensor(weight, requires_grad=True)
+    tb = None if bias is None else tinycnn.tensor(bias, requires_grad=True)
+    out = call(cfg, tx, tw, tb)
+    out.backward(grad)
+    return [out.numpy(), tx.grad.numpy(), tw.grad.numpy()] + ([] if tb is None else [tb.grad.numpy()])
+
+
+@pytest.mark.parametrize("cfg", WORKSPACE_CONFIGS, ids=lambda c: f"{c}")
+def test_workspaces_change_no_number(cfg, monkeypatch):
+    """With reused scratch arrays, several calls in a row (different values, same shapes, chunks
+    of two images and an uneven last one) give exactly the numbers of fresh arrays: nothing of
+    one call's images stays in the padding for the next."""
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", chunk_bytes_for(cfg, 4))
+    calls = []
+    for seed in (51, 52, 53):
+        x, weight, bias, *_ = make_inputs(cfg, seed=seed)
+        x = x * 100 + seed        # large, distinct values: a leak into the padding would show
+        grad = np.random.default_rng(seed).standard_normal(call(cfg, tinycnn.tensor(x), tinycnn.tensor(weight),
+                                                                   None).shape)
+        calls.append((x, weight, bias, grad))
+    results = {}
+    for reuse in (False, True):
+        monkeypatch.setattr(conv_module, "USE_WORKSPACES", reuse)
+        results[reuse] = [conv_results(cfg, *args) for args in calls]
+    for fresh, reused in zip(results[False], results[True]):
+        for expected, got in zip(fresh, reused):
+            np.testing.assert_array_equal(got, expected)
+
+
+def test_workspaces_are_per_thread():
+    """Two threads convolving at once each get their own scratch arrays, and the right numbers."""
+    import threading
+    from tinycnn.functional import workspace as workspace_module
+    from tinycnn.functional.im2col import ConvGeometry
+    geometry = ConvGeometry((2, 3, 8, 8), (3, 3), (1, 1), (1, 1), (1, 1))
+    mine = workspace_module.workspace(geometry, np.float64, "input")
+    assert workspace_module.workspace(geometry, np.float64, "input") is mine
+    assert workspace_module.workspace(geometry, np.float64, "grad") is not mine
+    assert workspace_module.workspace(geometry, np.float32, "input") is not mine
+    found, errors = [], []
+    cfg = WORKSPACE_CONFIGS[0]
+    x, weight, bias, *_ = make_inputs(cfg, seed=61)
+    expected = call(cfg, tinycnn.tensor(x), tinycnn.tensor(weight), tinycnn.tensor(bias)).numpy()
+
+    def work():
+        try:
+            found.append(workspace_module.workspace(geometry, np.float64, "input"))
+            for _ in range(20):
+                got = call(cfg, tinycnn.tensor(x), tinycnn.tensor(weight), tinycnn.tensor(bias)).numpy()
+                np.testing.assert_array_equal(got, expected)
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len({id(w) for w in found + [mine]}) == 3

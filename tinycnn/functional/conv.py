@@ -41,6 +41,17 @@ a col2im (KH*KW strided adds). With chunks in the cache it is 1.5x faster for th
 "same" convolutions of ResNet blocks; ``_use_full_convolution`` picks it where its
 column matrix is no larger than col2im's.
 
+For a "same" convolution (stride 1, 2*PW == DW*(KW-1), as in ResNet blocks) the full
+convolution's column matrix gives the weight gradient too: it holds every output
+gradient value that meets each pixel of x, so ``grad_weight`` is one GEMM of those
+columns with x itself, laid out by its zero padding (``_weight_from_full_possible``).
+The backward pass of such a layer then builds one column matrix instead of two.
+
+Scratch memory
+--------------
+On the CPU every chunk reuses the same padded-image and column arrays (workspace.py):
+the padding of a reused array is already zero, and nothing is allocated per chunk.
+
 With ``groups=G`` the channels split into G independent convolutions: input
 channels [g*C/G, (g+1)*C/G) meet only output channels [g*O/G, (g+1)*O/G).
 The G products are one batched ``matmul`` over a leading group axis.
@@ -54,7 +65,9 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
-from .im2col import ConvGeometry, col2im, columns_to_nchw, im2col, nchw_to_columns, pair
+from .im2col import (ConvGeometry, col2im, columns_to_nchw, im2col, nchw_to_columns, pad_images, padded_as_columns,
+                     pair)
+from .workspace import workspace
 
 __all__ = ["conv2d"]
 
@@ -65,6 +78,9 @@ CHUNK_BYTES = 2 * 2**20
 
 # Compute stride-1 input gradients as a full convolution where that is cheaper (see above).
 USE_FULL_CONVOLUTION = True
+
+# Reuse the padded images and column matrices from chunk to chunk on the CPU (workspace.py).
+USE_WORKSPACES = True
 
 
 def image_chunks(geometry: ConvGeometry, itemsize: int, xp) -> list:
@@ -81,14 +97,19 @@ def image_chunks(geometry: ConvGeometry, itemsize: int, xp) -> list:
             for start in range(0, n, size)]
 
 
-def _convolve_chunk(x, weight_matrix, geometry: ConvGeometry, bias, out):
+def _workspace(geometry: ConvGeometry, dtype, xp, role: str):
+    """The reusable scratch arrays for this chunk shape on the CPU (workspace.py); None on a GPU."""
+    return workspace(geometry, dtype, role) if xp is np and USE_WORKSPACES else None
+
+
+def _convolve_chunk(x, weight_matrix, geometry: ConvGeometry, bias, out, role="input"):
     """One chunk of the forward pass, written into ``out``.
 
     x: (n, C, H, W), weight_matrix: (G, O/G, C/G*KH*KW), bias: (O,) or None, out: (n, O, OH, OW)
     """
     xp = get_array_module(x)
     groups = weight_matrix.shape[0]
-    cols = im2col(x, geometry)                                              # (C*KH*KW, windows)
+    cols = im2col(x, geometry, _workspace(geometry, x.dtype, xp, role))    # (C*KH*KW, windows)
     cols = cols.reshape(groups, cols.shape[0] // groups, cols.shape[1])    # (G, C/G*KH*KW, windows)
     out_columns = xp.matmul(weight_matrix, cols)                           # (G, O/G, windows)
     columns_to_nchw(out_columns.reshape(out.shape[1], -1), geometry, bias, out=out)
@@ -126,31 +147,50 @@ class Conv2d(Function):
         need_x, need_weight, need_bias = self.needs_input_grad[:3]
         grad_x = grad_weight = grad_bias = None
         full_convolution = need_x and USE_FULL_CONVOLUTION and _use_full_convolution(geometry, self.weight_shape)
+        # With a full convolution of a "same" convolution, its columns give the weight gradient too.
+        weight_from_full = need_weight and full_convolution and _weight_from_full_possible(geometry)
         if need_x:
             grad_x = xp.empty(geometry.x_shape, dtype=grad.dtype)
             if full_convolution:
                 flipped = _flipped_kernel(self.weight_matrix, self.weight_shape)
-        if need_weight:
+        if weight_from_full:
+            group_out_kh_kw = self.weight_shape[0] // groups * int(np.prod(self.weight_shape[2:]))
+            grad_weight_flipped = xp.zeros((groups, group_out_kh_kw, self.weight_shape[1]),
+                                           dtype=grad.dtype)                  # (G, O/G*KH*KW, C/G)
+        elif need_weight:
             group_in_kh_kw = int(np.prod(self.weight_shape[1:]))
             grad_weight_t = xp.zeros((groups, group_in_kh_kw, self.weight_shape[0] // groups),
                                      dtype=grad.dtype)                        # (G, C/G*KH*KW, O/G)
         for chunk, chunk_geometry in image_chunks(geometry, grad.dtype.itemsize, xp):
-            if need_weight or (need_x and not full_convolution):
+            if full_convolution:
+                full_geometry = _full_geometry(chunk_geometry, grad[chunk].shape)
+                grad_cols = im2col(grad[chunk], full_geometry, _workspace(full_geometry, grad.dtype, xp, "grad"))
+                grad_cols = grad_cols.reshape(groups, -1, grad_cols.shape[1])  # (G, O/G*KH*KW, windows of x)
+                out_columns = xp.matmul(flipped, grad_cols)                    # (G, C/G, windows of x)
+                columns_to_nchw(out_columns.reshape(geometry.x_shape[1], -1), full_geometry, out=grad_x[chunk])
+            if weight_from_full:
+                # grad_weight[o, c, i, j] = sum over pixels of x[c] * grad_cols[(o, KH-1-i, KW-1-j)]
+                # (see _weight_from_full_possible): no im2col of x, only its padding.
+                padded = pad_images(self.x[chunk], chunk_geometry, _workspace(chunk_geometry, grad.dtype, xp, "input"))
+                x_columns = padded_as_columns(padded, chunk_geometry)          # (C, windows of x)
+                x_columns = x_columns.reshape(groups, -1, x_columns.shape[1])  # (G, C/G, windows of x)
+                # (the long matrices' side first, as below: OpenBLAS runs it faster)
+                grad_weight_flipped += xp.matmul(grad_cols, x_columns.transpose(0, 2, 1))
+            elif need_weight or (need_x and not full_convolution):
                 grad_columns = nchw_to_columns(grad[chunk], chunk_geometry)    # (O, windows)
                 grad_columns = grad_columns.reshape(groups, -1, grad_columns.shape[1])  # (G, O/G, windows)
-            if need_weight:
-                cols = im2col(self.x[chunk], chunk_geometry)
+            if need_weight and not weight_from_full:
+                cols = im2col(self.x[chunk], chunk_geometry, _workspace(chunk_geometry, grad.dtype, xp, "input"))
                 cols = cols.reshape(groups, cols.shape[0] // groups, cols.shape[1])  # (G, C/G*KH*KW, windows)
                 # cols @ grad.T rather than grad @ cols.T: the same numbers, but OpenBLAS
                 # runs this orientation about 1.5x faster for these long, thin matrices.
                 grad_weight_t += xp.matmul(cols, grad_columns.transpose(0, 2, 1))
-            if need_x and full_convolution:
-                full_geometry = _full_geometry(chunk_geometry, grad[chunk].shape)
-                _convolve_chunk(grad[chunk], flipped, full_geometry, None, out=grad_x[chunk])
-            elif need_x:
+            if need_x and not full_convolution:
                 grad_cols = xp.matmul(self.weight_matrix.transpose(0, 2, 1), grad_columns)  # (G, C/G*KH*KW, windows)
                 grad_x[chunk] = col2im(grad_cols.reshape(-1, grad_cols.shape[-1]), chunk_geometry)
-        if need_weight:
+        if weight_from_full:
+            grad_weight = _unflipped_weight_gradient(grad_weight_flipped, self.weight_shape)
+        elif need_weight:
             grad_weight = grad_weight_t.transpose(0, 2, 1).reshape(self.weight_shape)
         if need_bias:
             grad_bias = grad.reshape(grad.shape[0], grad.shape[1], -1).sum(axis=2).sum(axis=0)
@@ -187,6 +227,32 @@ def _use_full_convolution(geometry: ConvGeometry, weight_shape) -> bool:
     out_channels = weight_shape[0]
     full = _full_geometry(geometry, (n, out_channels) + geometry.out_size)
     return out_channels * h * full.row_width <= c * geometry.out_size[0] * geometry.row_width
+
+
+def _weight_from_full_possible(geometry: ConvGeometry) -> bool:
+    """Whether the full convolution's columns can give the weight gradient as well.
+
+    The weight gradient correlates x with the output gradient::
+
+        grad_weight[o, c, i, j] = sum over n, h, w of x[n, c, h, w] * grad[n, o, h + PH - i*DH, w + PW - j*DW]
+
+    and the full convolution's column matrix holds exactly those gradient values, in row
+    (o, KH-1-i, KW-1-j) and in the column of x's pixel (h, w). So it is one GEMM of x,
+    laid out as those columns, with the columns we already have for the input gradient:
+    no im2col of x. x is laid out so (``padded_as_columns``, a view of the padded images)
+    when the full convolution's row width, W + DW*(KW-1), equals x's padded width
+    W + 2*PW: a "same" convolution.
+    """
+    (_, kw), (_, pw), (_, dw) = geometry.kernel, geometry.padding, geometry.dilation
+    return 2 * pw == dw * (kw - 1)
+
+
+def _unflipped_weight_gradient(grad_weight_flipped, weight_shape):
+    """(G, O/G*KH*KW, C/G) indexed (o, KH-1-i, KW-1-j, c) -> (O, C/G, KH, KW) indexed (o, c, i, j)."""
+    groups = grad_weight_flipped.shape[0]
+    out_channels, group_in, kh, kw = weight_shape
+    grad = grad_weight_flipped.reshape(groups, out_channels // groups, kh, kw, group_in)[:, :, ::-1, ::-1]
+    return grad.transpose(0, 1, 4, 2, 3).reshape(weight_shape)
 
 
 def _flipped_kernel(weight_matrix, weight_shape):

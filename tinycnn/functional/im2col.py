@@ -42,7 +42,7 @@ from functools import cached_property
 from ..backend import get_array_module
 
 __all__ = ["pair", "conv_output_size", "ConvGeometry", "pad_images", "im2col", "col2im", "columns_to_nchw",
-           "nchw_to_columns"]
+           "nchw_to_columns", "padded_as_columns"]
 
 
 def pair(value, name: str = "argument", op: str = "conv2d") -> tuple:
@@ -129,8 +129,14 @@ def _windows(padded, geometry: ConvGeometry):
     )
 
 
-def pad_images(x, geometry: ConvGeometry):
-    """x (N, C, H, W) -> (C, Hp, N, Wp) with zeros around (and a spare zero row, see ``padded_shape``)."""
+def pad_images(x, geometry: ConvGeometry, workspace=None):
+    """x (N, C, H, W) -> (C, Hp, N, Wp) with zeros around (and a spare zero row, see ``padded_shape``).
+
+    With a ``workspace`` (workspace.py, CPU), into its ``padded`` array, whose border is already zero.
+    """
+    if workspace is not None:
+        workspace.interior[...] = x.transpose(1, 2, 0, 3)       # (N, C, H, W) -> (C, H, N, W)
+        return workspace.padded
     xp = get_array_module(x)
     _, _, h, w = x.shape
     ph, pw = geometry.padding
@@ -139,11 +145,18 @@ def pad_images(x, geometry: ConvGeometry):
     return padded
 
 
-def im2col(x, geometry: ConvGeometry):
+def im2col(x, geometry: ConvGeometry, workspace=None):
     """Copy every sliding window of ``x`` into a column.
 
     x: (N, C, H, W) -> cols (C*KH*KW, OH*N*RW), rows ordered (c, i, j), columns (y, n, x).
+
+    With a ``workspace`` (workspace.py, CPU), the images go into its padded array and
+    the columns into its ``cols``, which is returned: no allocation, no zeroing.
     """
+    if workspace is not None:
+        pad_images(x, geometry, workspace)
+        workspace.cols_by_window[...] = workspace.windows       # the copy that makes the view a matrix
+        return workspace.cols
     c = x.shape[1]
     kh, kw = geometry.kernel
     xp = get_array_module(x)
@@ -208,3 +221,22 @@ def nchw_to_columns(grad, geometry: ConvGeometry):
     columns = xp.zeros((out_channels, oh, n, geometry.row_width), dtype=grad.dtype)
     columns[..., :ow] = grad.transpose(1, 2, 0, 3)
     return columns.reshape(out_channels, -1)
+
+
+def padded_as_columns(padded, geometry: ConvGeometry):
+    """Padded images seen, without a copy, as the columns of their own pixels.
+
+    padded: (C, Hp + 1, N, Wp) from ``pad_images`` -> (C, H*N*Wp), a view whose column
+    (h, n, w) is pixel (h, w) of image n for w < W, and zero for W <= w < Wp.
+
+    That is the layout of a convolution's output when its rows are Wp wide: the full
+    convolution of the input gradient (conv.py) has one output per input pixel, and
+    for a "same" convolution its row width is Wp. The view starts at the first pixel
+    and runs on through the right padding of each row and the left padding of the
+    next, which are zeros, as the garbage columns must be.
+    """
+    c, _, n, padded_width = padded.shape
+    h = geometry.x_shape[2]
+    ph, pw = geometry.padding
+    start = (ph * n) * padded_width + pw           # pixel (0, 0) of image 0
+    return padded.reshape(c, -1)[:, start:start + h * n * padded_width]
