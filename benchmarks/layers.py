@@ -115,7 +115,7 @@ def timed(ours, theirs, args):
 def main():
     args = parse_args()
     # BLAS reads its thread count when NumPy is first imported: set it before.
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TINYCNN_NUM_THREADS"):
         os.environ[var] = str(args.threads)
     import numpy as np
 

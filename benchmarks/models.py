@@ -189,7 +189,7 @@ def main():
     args = parse_args()
     if args.device == "cpu":
         # BLAS reads these when first loaded: set them before importing NumPy (inherited by the workers).
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TINYCNN_NUM_THREADS"):
             os.environ[var] = str(args.threads)
     if args.worker:
         print(json.dumps(measure(args.worker, args)))

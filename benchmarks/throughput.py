@@ -222,7 +222,7 @@ def main():
     args = parse_args()
     if args.device == "cpu":
         # BLAS and OpenMP read these when first loaded: set them before importing NumPy/torch.
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TINYCNN_NUM_THREADS"):
             os.environ[var] = str(args.threads)
     if args.omp_wait_policy:
         os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy

@@ -67,6 +67,7 @@ from ..backend import get_array_module
 from ..tensor import Function, Tensor
 from .im2col import (ConvGeometry, col2im, columns_to_nchw, im2col, nchw_to_columns, pad_images, padded_as_columns,
                      pair)
+from .parallel import map_chunks
 from .workspace import workspace
 
 __all__ = ["conv2d"]
@@ -123,8 +124,11 @@ def _convolve(x, weight_matrix, geometry: ConvGeometry, bias=None):
     xp = get_array_module(x)
     groups, group_out, _ = weight_matrix.shape
     out = xp.empty((x.shape[0], groups * group_out) + geometry.out_size, dtype=x.dtype)
-    for chunk, chunk_geometry in image_chunks(geometry, x.dtype.itemsize, xp):
+
+    def convolve_chunk(chunk, chunk_geometry):
         _convolve_chunk(x[chunk], weight_matrix, chunk_geometry, bias, out[chunk])
+
+    map_chunks(convolve_chunk, image_chunks(geometry, x.dtype.itemsize, xp))
     return out
 
 
@@ -153,15 +157,12 @@ class Conv2d(Function):
             grad_x = xp.empty(geometry.x_shape, dtype=grad.dtype)
             if full_convolution:
                 flipped = _flipped_kernel(self.weight_matrix, self.weight_shape)
-        if weight_from_full:
-            group_out_kh_kw = self.weight_shape[0] // groups * int(np.prod(self.weight_shape[2:]))
-            grad_weight_flipped = xp.zeros((groups, group_out_kh_kw, self.weight_shape[1]),
-                                           dtype=grad.dtype)                  # (G, O/G*KH*KW, C/G)
-        elif need_weight:
-            group_in_kh_kw = int(np.prod(self.weight_shape[1:]))
-            grad_weight_t = xp.zeros((groups, group_in_kh_kw, self.weight_shape[0] // groups),
-                                     dtype=grad.dtype)                        # (G, C/G*KH*KW, O/G)
-        for chunk, chunk_geometry in image_chunks(geometry, grad.dtype.itemsize, xp):
+        x = self.x if need_weight else None
+
+        def chunk_backward(chunk, chunk_geometry):
+            """Write this chunk's part of grad_x; return its part of the weight gradient
+            (laid out as the accumulator of the path taken, see below)."""
+            grad_weight_part = None
             if full_convolution:
                 full_geometry = _full_geometry(chunk_geometry, grad[chunk].shape)
                 grad_cols = im2col(grad[chunk], full_geometry, _workspace(full_geometry, grad.dtype, xp, "grad"))
@@ -171,27 +172,32 @@ class Conv2d(Function):
             if weight_from_full:
                 # grad_weight[o, c, i, j] = sum over pixels of x[c] * grad_cols[(o, KH-1-i, KW-1-j)]
                 # (see _weight_from_full_possible): no im2col of x, only its padding.
-                padded = pad_images(self.x[chunk], chunk_geometry, _workspace(chunk_geometry, grad.dtype, xp, "input"))
+                padded = pad_images(x[chunk], chunk_geometry, _workspace(chunk_geometry, grad.dtype, xp, "input"))
                 x_columns = padded_as_columns(padded, chunk_geometry)          # (C, windows of x)
                 x_columns = x_columns.reshape(groups, -1, x_columns.shape[1])  # (G, C/G, windows of x)
                 # (the long matrices' side first, as below: OpenBLAS runs it faster)
-                grad_weight_flipped += xp.matmul(grad_cols, x_columns.transpose(0, 2, 1))
+                grad_weight_part = xp.matmul(grad_cols, x_columns.transpose(0, 2, 1))  # (G, O/G*KH*KW, C/G)
             elif need_weight or (need_x and not full_convolution):
                 grad_columns = nchw_to_columns(grad[chunk], chunk_geometry)    # (O, windows)
                 grad_columns = grad_columns.reshape(groups, -1, grad_columns.shape[1])  # (G, O/G, windows)
             if need_weight and not weight_from_full:
-                cols = im2col(self.x[chunk], chunk_geometry, _workspace(chunk_geometry, grad.dtype, xp, "input"))
+                cols = im2col(x[chunk], chunk_geometry, _workspace(chunk_geometry, grad.dtype, xp, "input"))
                 cols = cols.reshape(groups, cols.shape[0] // groups, cols.shape[1])  # (G, C/G*KH*KW, windows)
                 # cols @ grad.T rather than grad @ cols.T: the same numbers, but OpenBLAS
                 # runs this orientation about 1.5x faster for these long, thin matrices.
-                grad_weight_t += xp.matmul(cols, grad_columns.transpose(0, 2, 1))
+                grad_weight_part = xp.matmul(cols, grad_columns.transpose(0, 2, 1))  # (G, C/G*KH*KW, O/G)
             if need_x and not full_convolution:
                 grad_cols = xp.matmul(self.weight_matrix.transpose(0, 2, 1), grad_columns)  # (G, C/G*KH*KW, windows)
-                grad_x[chunk] = col2im(grad_cols.reshape(-1, grad_cols.shape[-1]), chunk_geometry)
+                # (a workspace of its own: col2im writes into the padding, which im2col's must keep zero)
+                grad_x[chunk] = col2im(grad_cols.reshape(-1, grad_cols.shape[-1]), chunk_geometry,
+                                       _workspace(chunk_geometry, grad.dtype, xp, "col2im"))
+            return grad_weight_part
+
+        grad_weight_sum = map_chunks(chunk_backward, image_chunks(geometry, grad.dtype.itemsize, xp))
         if weight_from_full:
-            grad_weight = _unflipped_weight_gradient(grad_weight_flipped, self.weight_shape)
+            grad_weight = _unflipped_weight_gradient(grad_weight_sum, self.weight_shape)
         elif need_weight:
-            grad_weight = grad_weight_t.transpose(0, 2, 1).reshape(self.weight_shape)
+            grad_weight = grad_weight_sum.transpose(0, 2, 1).reshape(self.weight_shape)
         if need_bias:
             grad_bias = grad.reshape(grad.shape[0], grad.shape[1], -1).sum(axis=2).sum(axis=0)
         return grad_x, grad_weight, grad_bias

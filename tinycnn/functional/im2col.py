@@ -164,19 +164,24 @@ def im2col(x, geometry: ConvGeometry, workspace=None):
     return xp.ascontiguousarray(_windows(pad_images(x, geometry), geometry)).reshape(c * kh * kw, -1)
 
 
-def col2im(cols, geometry: ConvGeometry):
+def col2im(cols, geometry: ConvGeometry, workspace=None):
     """Add every column back onto the pixels of its window: the adjoint of im2col.
 
     cols: (C*KH*KW, OH*N*RW) -> (N, C, H, W) (a transposed view)
 
     Columns of wide-row garbage windows must be zero (``nchw_to_columns`` makes
-    the gradient so), since they are added too.
+    the gradient so), since they are added too. With a ``workspace`` (CPU), the sums
+    are made in its padded array (zeroed first), and the result is a view of it.
     """
     xp = get_array_module(cols)
     n, c, h, w = geometry.x_shape
     (kh, kw), (ph, pw) = geometry.kernel, geometry.padding
-    padded = xp.zeros(geometry.padded_shape, dtype=cols.dtype)
-    windows = _windows(padded, geometry)  # writable view of `padded`
+    if workspace is None:
+        padded = xp.zeros(geometry.padded_shape, dtype=cols.dtype)
+        windows = _windows(padded, geometry)  # writable view of `padded`
+    else:
+        padded, windows = workspace.padded, workspace.windows
+        padded.fill(0)
     cols = cols.reshape(c, kh, kw, geometry.out_size[0], n, geometry.row_width)
     for i in range(kh):
         for j in range(kw):

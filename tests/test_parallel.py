@@ -1,0 +1,126 @@
+"""Chunks of a CPU convolution on several threads: same numbers, every chunk once, errors surface."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import tinycnn
+import tinycnn.functional as F
+from tinycnn.functional import conv as conv_module
+from tinycnn.functional import parallel
+
+
+@pytest.fixture
+def threads():
+    """Set the worker count inside a test; restored afterwards."""
+    before = tinycnn.get_num_threads()
+    yield tinycnn.set_num_threads
+    tinycnn.set_num_threads(before)
+
+
+def chunk_list(count):
+    return [(slice(i, i + 1), f"geometry {i}") for i in range(count)]
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_map_chunks_runs_every_chunk_once_and_sums(threads, workers):
+    threads(workers)
+    seen, lock = [], threading.Lock()
+
+    def work(chunk, geometry):
+        with lock:
+            seen.append((chunk.start, geometry, threading.get_ident()))
+        return np.full(3, float(chunk.start))
+
+    total = parallel.map_chunks(work, chunk_list(7))
+    np.testing.assert_array_equal(total, np.full(3, float(sum(range(7)))))
+    assert sorted(start for start, _, _ in seen) == list(range(7))
+    assert all(geometry == f"geometry {start}" for start, geometry, _ in seen)
+    assert len({ident for _, _, ident in seen}) <= workers
+    assert parallel.map_chunks(lambda chunk, geometry: None, chunk_list(5)) is None
+
+
+def test_map_chunks_uses_the_workers(threads):
+    threads(2)
+    idents = set()
+    barrier = threading.Barrier(2, timeout=10)   # passes only if two chunks run at the same time
+
+    def work(chunk, geometry):
+        idents.add(threading.get_ident())
+        if chunk.start < 2:
+            barrier.wait()
+
+    parallel.map_chunks(work, chunk_list(4))
+    assert len(idents) == 2 and threading.get_ident() in idents
+
+
+def test_an_error_in_a_worker_surfaces_and_blas_threads_come_back(threads):
+    from threadpoolctl import threadpool_info
+    threads(2)
+    before = [(lib["internal_api"], lib["num_threads"]) for lib in threadpool_info()]
+
+    def work(chunk, geometry):
+        if chunk.start == 1:   # the second chunk: the worker thread's
+            raise RuntimeError("chunk 1 failed")
+
+    with pytest.raises(RuntimeError, match="chunk 1 failed"):
+        parallel.map_chunks(work, chunk_list(4))
+    assert [(lib["internal_api"], lib["num_threads"]) for lib in threadpool_info()] == before
+
+
+def test_blas_runs_single_threaded_inside_the_workers_only(threads):
+    from threadpoolctl import threadpool_info
+    blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+    if not blas:
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    threads(2)
+    inside = []
+    parallel.map_chunks(lambda chunk, geometry: inside.append(
+        [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]), chunk_list(2))
+    assert all(counts == [1] * len(blas) for counts in inside)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_rejects_bad_counts(bad):
+    with pytest.raises(ValueError, match="positive int"):
+        tinycnn.set_num_threads(bad)
+
+
+def test_the_default_comes_from_the_environment():
+    code = "import tinycnn; print(tinycnn.get_num_threads())"
+    env = dict(os.environ, TINYCNN_NUM_THREADS="3")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "3"
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1), (1, 0)])   # full convolution, strided, col2im
+def test_convolution_on_two_threads_gives_the_serial_numbers(threads, monkeypatch, stride, padding):
+    """Forward and input gradient: bit for bit. Weight gradient: the same sum in another order
+    (to 1e-12), and bit for bit the same from one run to the next."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((7, 3, 9, 9))
+    weight = rng.standard_normal((4, 3, 3, 3))
+    bias = rng.standard_normal(4)
+    # one image's columns per chunk: 7 chunks, dealt to the workers unevenly
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 3 * 9 * 9 * 11 * 8)
+
+    def run():
+        tx, tw, tb = (tinycnn.tensor(a, dtype=tinycnn.float64, requires_grad=True) for a in (x, weight, bias))
+        out = F.conv2d(tx, tw, tb, stride=stride, padding=padding)
+        out.backward(np.cos(np.arange(np.prod(out.shape)).reshape(out.shape)))
+        return out.numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()
+
+    threads(1)
+    serial = run()
+    threads(2)
+    first, second = run(), run()
+    for got, again, expected in zip(first, second, serial):
+        np.testing.assert_array_equal(got, again)
+    np.testing.assert_array_equal(first[0], serial[0])
+    np.testing.assert_array_equal(first[1], serial[1])
+    np.testing.assert_allclose(first[2], serial[2], rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(first[3], serial[3])

@@ -1,0 +1,130 @@
+"""Running a convolution's chunks on several CPU cores at once.
+
+The CPU convolution (conv.py) works through a batch a few images ("a chunk") at a
+time: copy the chunk's windows into a column matrix (im2col), multiply it with the
+weights (GEMM), copy the result out. The copies run on one core; BLAS spreads each
+GEMM over all cores. That leaves cores idle during the copies, and each GEMM thread
+has to fetch the columns that another core just wrote into its own cache.
+
+Running whole chunks side by side does better: with W workers, worker w takes
+chunks w, w + W, w + 2W, ... and runs each one start to finish with a
+single-threaded BLAS, so every core copies and multiplies its own data in its own
+cache. (NumPy releases Python's global interpreter lock inside its copies and
+products, so the threads do run at the same time.) On 2 cores this made the
+forward pass of ResNet-20's first-stage convolutions about 1.5x faster
+(benchmarks/README.md).
+
+Results do not depend on timing: a chunk's output goes to its own slice, and sums
+over chunks (the weight gradient) add up each worker's chunks in order, then the
+workers' totals in worker order. With a different worker count a weight gradient
+can differ in the last bits (another summation order); ``set_num_threads(1)`` makes
+the engine serial.
+
+BLAS threads are set with ``threadpoolctl`` (the library that scikit-learn uses for
+this), and only while a convolution's workers run.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+
+__all__ = ["get_num_threads", "set_num_threads", "map_chunks"]
+
+
+
+def _default_num_threads() -> int:
+    """``TINYCNN_NUM_THREADS`` if set, else the cores this process may run on."""
+    if os.environ.get("TINYCNN_NUM_THREADS"):
+        return max(1, int(os.environ["TINYCNN_NUM_THREADS"]))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_num_threads = _default_num_threads()
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_blas = None                                  # threadpoolctl's controller, made on first use
+
+
+def get_num_threads() -> int:
+    """How many chunks of a convolution run at once on the CPU."""
+    return _num_threads
+
+
+def set_num_threads(count: int) -> None:
+    """Run up to ``count`` chunks of a CPU convolution at once (1: serial).
+
+    The default is the environment variable ``TINYCNN_NUM_THREADS`` if set, else the
+    number of cores this process may use. (Measured on 2 cores; more workers than
+    cores only adds switching.) Like ``torch.set_num_threads``, it sets how many cores
+    the engine uses; BLAS keeps its own setting outside the convolutions.
+    """
+    global _num_threads, _pool
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"set_num_threads: expected a positive int, got {count!r}")
+    with _pool_lock:
+        if _pool is not None and count != _num_threads:
+            _pool.shutdown(wait=True)
+            _pool = None
+        _num_threads = count
+
+
+def _workers_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=_num_threads - 1, thread_name_prefix="tinycnn-chunks")
+        return _pool
+
+
+def _single_threaded_blas():
+    """A context in which BLAS runs on the calling thread only."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+        _blas = ThreadpoolController()
+    return _blas.limit(limits=1, user_api="blas")
+
+
+def _run_share(work, chunks):
+    """Run ``work`` over ``chunks`` in order; the sum of what it returns (None if nothing)."""
+    total = None
+    for chunk, geometry in chunks:
+        part = work(chunk, geometry)
+        if part is not None:
+            if total is None:
+                total = part
+            else:
+                total += part
+    return total
+
+
+def map_chunks(work, chunks: list):
+    """Call ``work(chunk, geometry)`` for every (chunk, geometry) pair; return the sum of the
+    results (None if ``work`` returns None).
+
+    With more than one thread (``set_num_threads``) and more than one chunk, the chunks
+    are dealt round-robin to the workers; the calling thread is worker 0.
+    ``work`` must write only to its own chunk's part of any shared array.
+    """
+    workers = min(_num_threads, len(chunks))
+    if workers <= 1:
+        return _run_share(work, chunks)
+    pool = _workers_pool()
+    with _single_threaded_blas():
+        futures = [pool.submit(_run_share, work, chunks[w::workers]) for w in range(1, workers)]
+        try:
+            totals = [_run_share(work, chunks[0::workers])]
+        finally:
+            wait(futures)   # never leave a worker running on our arrays (or with BLAS limited)
+        totals += [future.result() for future in futures]
+    if totals[0] is None:
+        return None
+    for other in totals[1:]:
+        if other is not None:
+            totals[0] += other
+    return totals[0]
