@@ -63,6 +63,10 @@ def test_declarations_are_consistent(fusion):
     assert set(fusion.scalars) <= {p.name for p in fusion.inputs}, "scalars must be inputs"
     reference_params = list(inspect.signature(fusion.reference).parameters)
     arguments = [p.name for p in fusion.arguments]
+    if not fusion.updates_in_place and len(fusion.outputs) == 1:
+        # one new output: the reference can also write it into a given array (CPU parts)
+        assert inspect.signature(fusion.reference).parameters["result"].default is None
+        arguments.append("result")
     assert reference_params == arguments, f"{fusion.name}: reference takes {reference_params}, kernel {arguments}"
     assert fusion.name.startswith("tinycnn_")
 
@@ -290,3 +294,26 @@ def test_fused_kernels_can_be_switched_off_on_the_gpu(cuda_device, monkeypatch):
     monkeypatch.setenv("TINYCNN_FUSED_KERNELS", "0")
     assert not kernels.RELU_BACKWARD.uses_kernel(grad, grad)
     np.testing.assert_array_equal(backend.to_numpy(kernels.relu_backward(grad, grad)), np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("fusion", [f for f in FUSIONS if not f.updates_in_place], ids=lambda f: f.name)
+def test_a_large_cpu_batch_in_parts_gives_the_same_numbers(fusion, monkeypatch):
+    """Split by images over two workers (parallel.py), the reference gives exactly its
+    whole-batch result; broadcast (1, C, 1, 1) operands are shared, not cut."""
+    from tinycnn import parallel
+    rng = np.random.default_rng(5)
+    batch = rng.standard_normal((6, 3, 8, 8)).astype(np.float32)
+    channel = rng.standard_normal((1, 3, 1, 1)).astype(np.float32)
+    names = [p.name for p in fusion.inputs]
+    args = [channel if name in ("scale", "bias", "k1", "k2", "k3") else batch * (i + 1) for i, name in enumerate(names)]
+    expected = fusion.reference(*_copy(args))
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+    before = parallel.get_num_threads()
+    parallel.set_num_threads(2)
+    try:
+        assert len(parallel.batch_parts(batch)) == 2
+        got = fusion(*_copy(args))
+    finally:
+        parallel.set_num_threads(before)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)

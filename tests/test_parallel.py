@@ -11,7 +11,7 @@ import pytest
 import tinycnn
 import tinycnn.functional as F
 from tinycnn.functional import conv as conv_module
-from tinycnn.functional import parallel
+from tinycnn import parallel
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import numpy as _np
 
 from . import backend
 from .backend import cuda_is_available, manual_seed
-from .functional.parallel import get_num_threads, set_num_threads
+from .parallel import get_num_threads, set_num_threads
 from .functional.math import cat, concatenate, maximum, minimum, pad, stack, where
 from .gradcheck import GradcheckError, gradcheck
 from .serialization import load, save

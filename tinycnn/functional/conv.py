@@ -67,7 +67,7 @@ from ..backend import get_array_module
 from ..tensor import Function, Tensor
 from .im2col import (ConvGeometry, col2im, columns_to_nchw, im2col, nchw_to_columns, pad_images, padded_as_columns,
                      pair)
-from .parallel import map_chunks
+from ..parallel import map_chunks
 from .workspace import workspace
 
 __all__ = ["conv2d"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..parallel import single_threaded_blas
 from ..tensor import Function, Tensor
 
 __all__ = ["linear"]
@@ -18,7 +19,8 @@ class Linear(Function):
     def forward(self, x, weight, bias):
         self.x_shape = x.shape
         x2 = x.reshape(-1, x.shape[-1])                      # (B, in)
-        out = x2 @ weight.T                                  # (B, out)
+        with single_threaded_blas(x2):                       # the cores are the workers' (parallel.py)
+            out = x2 @ weight.T                              # (B, out)
         if bias is not None:
             out += bias
         self.x2, self.weight = x2, weight
@@ -26,8 +28,9 @@ class Linear(Function):
 
     def backward(self, grad):
         grad2 = grad.reshape(-1, grad.shape[-1])             # (B, out)
-        grad_x = (grad2 @ self.weight).reshape(self.x_shape) if self.needs_input_grad[0] else None
-        grad_weight = grad2.T @ self.x2 if self.needs_input_grad[1] else None
+        with single_threaded_blas(grad2):
+            grad_x = (grad2 @ self.weight).reshape(self.x_shape) if self.needs_input_grad[0] else None
+            grad_weight = grad2.T @ self.x2 if self.needs_input_grad[1] else None
         grad_bias = grad2.sum(axis=0) if self.needs_input_grad[2] else None
         return grad_x, grad_weight, grad_bias
 

@@ -28,6 +28,7 @@ import math
 
 from ..backend import get_array_module
 from ..kernels import batch_norm_apply, batch_norm_backward
+from ..parallel import batch_parts, map_parts
 from ..tensor import Function, Tensor
 
 __all__ = ["batch_norm"]
@@ -52,10 +53,18 @@ class BatchNorm(Function):
         self.sum_spec = f"{axes}->c"                      # sum over every axis but the channel axis
         self.dot_spec = f"{axes},{axes}->c"               # per-channel dot product of two arrays
 
+        # A large batch is handled in parts, one per core (parallel.py): each part's sums are
+        # added up in part order, and each part writes its slice of `centered`.
+        parts = batch_parts(x)
+        centered = xp.empty_like(x)
         if training:
-            mean = xp.einsum(self.sum_spec, x) / count
-            centered = x - mean.reshape(shape)
-            var = xp.einsum(self.dot_spec, centered, centered) / count  # biased, as used for normalizing
+            mean = _total(map_parts(lambda part: xp.einsum(self.sum_spec, x[part]), parts)) / count
+
+            def center(part):
+                xp.subtract(x[part], mean.reshape(shape), out=centered[part])
+                return xp.einsum(self.dot_spec, centered[part], centered[part])
+
+            var = _total(map_parts(center, parts)) / count     # biased, as used for normalizing
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean
@@ -64,7 +73,7 @@ class BatchNorm(Function):
                 running_var += momentum * var * (count / (count - 1))
         else:
             mean, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
-            centered = x - mean.reshape(shape)
+            map_parts(lambda part: xp.subtract(x[part], mean.reshape(shape), out=centered[part]), parts)
 
         inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype)
         scale = inv_std if weight is None else inv_std * weight.astype(x.dtype)  # (C,): weight / std
@@ -83,10 +92,16 @@ class BatchNorm(Function):
         grad_x = grad_weight = grad_bias = None
         needs_weight, needs_bias = self.needs_input_grad[1], self.needs_input_grad[2]
 
-        grad_sum = xp.einsum(self.sum_spec, grad) if (self.training or needs_bias) else None
+        need_grad_sum, need_dot = self.training or needs_bias, self.training or needs_weight
+
+        def sums(part):
+            return (xp.einsum(self.sum_spec, grad[part]) if need_grad_sum else None,
+                    xp.einsum(self.dot_spec, grad[part], self.centered[part]) if need_dot else None)
+
+        part_sums = map_parts(sums, batch_parts(grad))                 # one part per core (see forward)
+        grad_sum = _total([s for s, _ in part_sums]) if need_grad_sum else None
         # sum(g * x_hat) per channel = inv_std * sum(g * centered)
-        grad_x_hat_sum = inv_std * xp.einsum(self.dot_spec, grad, self.centered) \
-            if (self.training or needs_weight) else None
+        grad_x_hat_sum = inv_std * _total([d for _, d in part_sums]) if need_dot else None
         if needs_weight:
             grad_weight = grad_x_hat_sum
         if needs_bias:
@@ -103,6 +118,14 @@ class BatchNorm(Function):
             else:
                 grad_x = grad * self.scale.reshape(shape)
         return grad_x, grad_weight, grad_bias
+
+
+def _total(part_sums: list):
+    """The per-channel sums of all parts, added in part order (deterministic)."""
+    total = part_sums[0]
+    for part_sum in part_sums[1:]:
+        total = total + part_sum
+    return total
 
 
 def _raw(value):

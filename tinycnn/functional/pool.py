@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
+from ..parallel import batch_parts, map_parts
 from ..tensor import Function, Tensor
 from .im2col import conv_output_size, pair
 from .math import mean
@@ -57,25 +58,38 @@ class MaxPool2d(Function):
     def forward(self, x, kernel_size, stride, padding, out_size):
         xp = get_array_module(x)
         padded = _pad(x, padding, -np.inf)  # padding never wins the max
-        kh, kw = kernel_size
-        out = _offset_view(padded, 0, 0, stride, out_size).copy()
-        for k in range(1, kh * kw):
-            xp.maximum(out, _offset_view(padded, k // kw, k % kw, stride, out_size), out=out)
+        out = xp.empty(x.shape[:2] + tuple(out_size), dtype=x.dtype)
         self.padded, self.out = padded, out
         self.args = kernel_size, stride, padding, out_size
+        # A large batch in parts, one per core (parallel.py): every image is pooled on its own.
+        map_parts(lambda part: self._forward_part(padded[part], out[part]), batch_parts(x))
         return out
+
+    def _forward_part(self, padded, out):
+        (kh, kw), stride, _, out_size = self.args
+        out[...] = _offset_view(padded, 0, 0, stride, out_size)
+        for k in range(1, kh * kw):
+            get_array_module(out).maximum(out, _offset_view(padded, k // kw, k % kw, stride, out_size), out=out)
 
     def backward(self, grad):
         xp = get_array_module(grad)
-        (kh, kw), stride, padding, out_size = self.args
-        grad_padded = xp.zeros(self.padded.shape, dtype=grad.dtype)
-        unclaimed = xp.ones(self.out.shape, dtype=bool)  # windows whose maximum is not found yet
-        is_max = xp.empty(self.out.shape, dtype=bool)    # reused for every offset: fewer fresh arrays
+        grad_padded = xp.empty(self.padded.shape, dtype=grad.dtype)
+        map_parts(lambda part: self._backward_part(grad[part], self.padded[part], self.out[part], grad_padded[part]),
+                  batch_parts(grad_padded))
+        return _unpad(grad_padded, self.args[2])
+
+    def _backward_part(self, grad, padded, out, grad_padded):
+        """The gradient of one part of the batch, written into its grad_padded (filled here)."""
+        xp = get_array_module(grad)
+        (kh, kw), stride, _, out_size = self.args
+        grad_padded[...] = 0
+        unclaimed = xp.ones(out.shape, dtype=bool)  # windows whose maximum is not found yet
+        is_max = xp.empty(out.shape, dtype=bool)    # reused for every offset: fewer fresh arrays
         # Windows that do not overlap (stride >= kernel) never share an input pixel, so
         # each offset's gradient can be written straight into its view, with no temporary.
         disjoint = stride[0] >= kh and stride[1] >= kw
         for k in range(kh * kw):
-            xp.equal(_offset_view(self.padded, k // kw, k % kw, stride, out_size), self.out, out=is_max)
+            xp.equal(_offset_view(padded, k // kw, k % kw, stride, out_size), out, out=is_max)
             is_max &= unclaimed       # on a tie, only the first maximum gets the gradient
             unclaimed ^= is_max       # is_max is inside unclaimed: xor removes exactly those windows
             window = _offset_view(grad_padded, k // kw, k % kw, stride, out_size)
@@ -83,7 +97,6 @@ class MaxPool2d(Function):
                 xp.multiply(grad, is_max, out=window)  # in place through the view
             else:
                 window += grad * is_max
-        return _unpad(grad_padded, padding)
 
 
 class AvgPool2d(Function):

@@ -17,13 +17,14 @@ backward; each fused kernel reads its inputs once and writes once.
 
 from __future__ import annotations
 
+from .. import backend
 from .elementwise import ElementwiseFusion
 
 __all__ = ["BATCH_NORM_APPLY", "BATCH_NORM_BACKWARD", "batch_norm_apply", "batch_norm_backward"]
 
 
-def _apply_reference(centered, scale, bias):
-    out = centered * scale
+def _apply_reference(centered, scale, bias, result=None):
+    out = backend.get_array_module(centered).multiply(centered, scale, out=result)
     out += bias                       # in place: no second temporary
     return out
 
@@ -37,8 +38,8 @@ BATCH_NORM_APPLY = ElementwiseFusion(
 )
 
 
-def _backward_reference(grad, centered, k1, k2, k3):
-    grad_x = grad * k1
+def _backward_reference(grad, centered, k1, k2, k3, result=None):
+    grad_x = backend.get_array_module(grad).multiply(grad, k1, out=result)
     grad_x += centered * k2
     grad_x += k3
     return grad_x

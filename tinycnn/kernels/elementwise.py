@@ -41,6 +41,7 @@ from typing import Callable
 import numpy as np
 
 from .. import backend
+from ..parallel import batch_parts, map_parts
 
 __all__ = ["ElementwiseFusion", "Param", "fused_kernels_enabled", "parse_params"]
 
@@ -83,6 +84,8 @@ class ElementwiseFusion:
         in_params, out_params, operation: ``cupy.ElementwiseKernel``'s three strings.
         reference: the same computation with ``xp`` operations, taking the same
             arguments as the kernel; returns the output(s) (a tuple when there are several).
+            A reference with one new output also takes ``result=``, an array to write
+            it into (the CPU computes a large batch in parts, one per core).
         updates_in_place: False: called with the inputs only, returns new arrays.
             True: called with the inputs and then the outputs, updated in place.
         scalars: names of the inputs that are numbers, not arrays (the others are
@@ -141,4 +144,27 @@ class ElementwiseFusion:
                             f"({', '.join(p.name for p in self.arguments)}), got {len(args)}")
         if self.uses_kernel(*args):
             return self.kernel()(*args)
+        if not self.updates_in_place and len(self.outputs) == 1:
+            return self._reference_over_batch(args)
         return self.reference(*args)
+
+    def _reference_over_batch(self, args):
+        """The reference, with a large NumPy batch split by images over the CPU's workers
+        (parallel.py); each part writes its slice of one output array (``result=``)."""
+        arrays = [a for a in args if isinstance(a, np.ndarray)]
+        if not arrays:
+            return self.reference(*args)
+        shape = np.broadcast_shapes(*(a.shape for a in arrays))
+        parts = batch_parts(max(arrays, key=lambda a: a.size))
+        if len(parts) == 1:
+            return self.reference(*args)
+        result = np.empty(shape, dtype=np.result_type(*arrays))
+
+        def run(part):
+            # operands with the whole batch are cut to the part; broadcast ones ((1, C, 1, 1)) are not
+            sliced = [a[part] if isinstance(a, np.ndarray) and a.shape[:1] == shape[:1] and a.ndim == len(shape)
+                      else a for a in args]
+            self.reference(*sliced, result=result[part])
+
+        map_parts(run, parts)
+        return result

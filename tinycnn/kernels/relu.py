@@ -14,13 +14,14 @@ the weight gradient). At x == 0 the gradient is 0, as in PyTorch.
 
 from __future__ import annotations
 
+from .. import backend
 from .elementwise import ElementwiseFusion
 
 __all__ = ["RELU_BACKWARD", "relu_backward"]
 
 
-def _reference(grad, out):
-    return grad * (out > 0)
+def _reference(grad, out, result=None):
+    return backend.get_array_module(grad).multiply(grad, out > 0, out=result)
 
 
 RELU_BACKWARD = ElementwiseFusion(
