@@ -124,3 +124,61 @@ def test_convolution_on_two_threads_gives_the_serial_numbers(threads, monkeypatc
     np.testing.assert_array_equal(first[1], serial[1])
     np.testing.assert_allclose(first[2], serial[2], rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(first[3], serial[3])
+
+
+# --------------------------------------------------------------------------- element-wise layers in parts
+def layer_results(layer, x, grad):
+    """Output and input gradient of ``layer`` (a function of one Tensor), float64."""
+    tx = tinycnn.tensor(x, dtype=tinycnn.float64, requires_grad=True)
+    out = layer(tx)
+    out.backward(grad(out.shape))
+    return out.numpy(), tx.grad.numpy()
+
+
+def ties_and_values(shape, seed):
+    """Values with many exact ties (zeros after a ReLU, repeated numbers), as max pooling meets them."""
+    rng = np.random.default_rng(seed)
+    return np.maximum(rng.integers(-3, 4, size=shape), 0).astype(float) + (rng.random(shape) < 0.5)
+
+
+ELEMENTWISE_LAYERS = {
+    "relu": lambda t: F.relu(t),
+    "max_pool 2x2": lambda t: F.max_pool2d(t, 2),
+    "max_pool 3x3 stride 2 padding 1": lambda t: F.max_pool2d(t, 3, stride=2, padding=1),
+    "batch_norm training": lambda t: F.batch_norm(t, np.zeros(3), np.ones(3), tinycnn.tensor(np.linspace(0.5, 2, 3)),
+                                                  tinycnn.tensor(np.linspace(-1, 1, 3)), training=True),
+    "batch_norm evaluation": lambda t: F.batch_norm(t, np.linspace(-1, 1, 3), np.linspace(0.5, 2, 3),
+                                                    training=False),
+}
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE_LAYERS)
+def test_elementwise_layers_in_parts_give_the_serial_numbers(name, threads, monkeypatch):
+    """A batch split over the workers: ReLU and max pooling bit for bit; batch norm's
+    per-channel sums are added in another order (to 1e-12), and bit for bit the same
+    from one run to the next."""
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+    x = ties_and_values((5, 3, 7, 7), seed=1)
+    grad = lambda shape: np.cos(np.arange(np.prod(shape)).reshape(shape))
+    layer = ELEMENTWISE_LAYERS[name]
+    threads(1)
+    serial = layer_results(layer, x, grad)
+    threads(3)                                  # 5 images in parts of 1, 2 and 2
+    assert [p.stop - p.start for p in parallel.batch_parts(x)] == [1, 2, 2]
+    first, second = layer_results(layer, x, grad), layer_results(layer, x, grad)
+    for got, again, expected in zip(first, second, serial):
+        np.testing.assert_array_equal(got, again)
+        if name.startswith("batch_norm"):
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+        else:
+            np.testing.assert_array_equal(got, expected)
+
+
+def test_small_arrays_and_gpu_arrays_stay_in_one_piece(threads):
+    threads(2)
+    assert parallel.batch_parts(np.zeros((4, 8))) == [...]                        # far below the threshold
+    assert len(parallel.batch_parts(np.zeros((4, parallel.PARALLEL_MIN_BYTES)))) == 2
+    assert parallel.batch_parts(np.zeros((1, parallel.PARALLEL_MIN_BYTES))) == [...]  # one image
+    assert parallel.batch_parts(np.float64(3.0)) == [...]                         # 0-d
+    threads(1)
+    assert parallel.batch_parts(np.zeros((4, parallel.PARALLEL_MIN_BYTES))) == [...]
