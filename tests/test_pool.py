@@ -74,6 +74,21 @@ def test_max_pool_tie_sends_gradient_to_exactly_one_element():
             assert window[0, 0] == 1 and window.sum() == 1  # the first maximum of the window
 
 
+@pytest.mark.parametrize("size", [4, 5])
+def test_max_pool_gradient_is_zero_outside_every_window(size):
+    """2x2 windows tile a 4x4 image; on 5x5 the last row and column are in no window and must
+    get exactly 0, even where the gradient's memory held other numbers before."""
+    for _ in range(3):
+        np.full((64, 64), np.nan).sum()   # leave freed memory dirty for the next allocations
+        x = tinycnn.tensor(distinct_values((2, 3, size, size), seed=size), dtype=np.float64, requires_grad=True)
+        F.max_pool2d(x, 2).sum().backward()
+        grad = x.grad.numpy()
+        assert np.isfinite(grad).all()
+        np.testing.assert_array_equal(grad.sum(axis=(2, 3)), np.full((2, 3), 4.0))   # one 1 per window
+        if size == 5:
+            assert (grad[:, :, 4, :] == 0).all() and (grad[:, :, :, 4] == 0).all()
+
+
 def test_max_pool_overlapping_windows_accumulate_gradient():
     x = tinycnn.tensor([[[[0.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 0.0]]]], requires_grad=True)
     F.max_pool2d(x, 2, stride=1).sum().backward()  # the center is the max of all 4 windows

@@ -82,12 +82,16 @@ class MaxPool2d(Function):
         """The gradient of one part of the batch, written into its grad_padded (filled here)."""
         xp = get_array_module(grad)
         (kh, kw), stride, _, out_size = self.args
-        grad_padded[...] = 0
+        # Windows that do not overlap (stride >= kernel) never share an input pixel, so
+        # each offset's gradient can be written straight into its view, with no temporary;
+        # when they also tile the input exactly (stride == kernel, no pixel left over),
+        # every pixel is written that way and nothing needs zeroing first.
+        disjoint = stride[0] >= kh and stride[1] >= kw
+        tiled = (kh, kw) == tuple(stride) and (out_size[0] * kh, out_size[1] * kw) == padded.shape[2:]
+        if not tiled:
+            grad_padded[...] = 0
         unclaimed = xp.ones(out.shape, dtype=bool)  # windows whose maximum is not found yet
         is_max = xp.empty(out.shape, dtype=bool)    # reused for every offset: fewer fresh arrays
-        # Windows that do not overlap (stride >= kernel) never share an input pixel, so
-        # each offset's gradient can be written straight into its view, with no temporary.
-        disjoint = stride[0] >= kh and stride[1] >= kw
         for k in range(kh * kw):
             xp.equal(_offset_view(padded, k // kw, k % kw, stride, out_size), out, out=is_max)
             is_max &= unclaimed       # on a tie, only the first maximum gets the gradient
