@@ -94,3 +94,11 @@ def test_bad_arguments_give_one_line_errors(run_dir, tmp_path, capsys):
     not_image.write_text("hello")
     one_line_error(capsys, ["predict", "--checkpoint", str(run_dir), str(not_image)], "cannot read")
     one_line_error(capsys, ["predict", "--checkpoint", str(run_dir)], "required")
+
+
+def test_info_names_versions_and_the_worker_count(capsys, monkeypatch):
+    monkeypatch.setattr(tinycnn.parallel, "_num_threads", 3)
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "tinycnn 0.1.0" in out and "numpy" in out
+    assert "threads 3 CPU workers" in out

@@ -199,3 +199,21 @@ def test_chunk_count_is_a_multiple_of_the_workers(threads, monkeypatch):
     assert len(chunks) == 3 and sum(c.stop - c.start for c, _ in chunks) == 64
     small = ConvGeometry((5, 1, 4, 4), (3, 3), (1, 1), (1, 1), (1, 1))        # one chunk stays one chunk
     assert len(conv_module.image_chunks(small, 4, np)) == 1
+
+
+def test_the_linear_layer_holds_blas_to_one_thread_only_for_large_products(threads):
+    from threadpoolctl import threadpool_info
+    if not [lib for lib in threadpool_info() if lib["user_api"] == "blas"]:
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    blas_threads = lambda: [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    outside = blas_threads()
+    big, small = np.zeros((256, 400), dtype=np.float32), np.zeros((1, 400), dtype=np.float32)
+    threads(2)
+    with parallel.single_threaded_blas(big, 256 * 400 * 120):
+        assert all(count == 1 for count in blas_threads())
+    with parallel.single_threaded_blas(small, 1 * 400 * 120):      # BLAS uses one thread for it anyway
+        assert blas_threads() == outside
+    threads(1)
+    with parallel.single_threaded_blas(big, 256 * 400 * 120):      # serial engine: BLAS keeps its threads
+        assert blas_threads() == outside
+    assert blas_threads() == outside

@@ -105,11 +105,12 @@ def _predict(args) -> int:
 def _info(args) -> int:
     import numpy as np
 
-    from . import __version__, backend
+    from . import __version__, backend, parallel
 
     print(f"tinycnn {__version__}")
     print(f"python  {platform.python_version()} ({sys.executable})")
     print(f"numpy   {np.__version__}")
+    print(f"threads {parallel.get_num_threads()} CPU workers (TINYCNN_NUM_THREADS)")
     try:
         import cupy
 

@@ -94,15 +94,21 @@ def _workers_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def single_threaded_blas(array):
+# OpenBLAS runs a product of fewer multiply-adds than this on one thread anyway
+# (its SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD).
+SMALL_PRODUCT = 65536 * 4
+
+
+def single_threaded_blas(array, multiply_adds: int):
     """A context in which BLAS runs on the calling thread only, when tinycnn's own workers
-    use the cores (NumPy ``array``, more than one thread); else it changes nothing.
+    use the cores (NumPy ``array``, more than one thread) and the product is large enough
+    for BLAS to use several; else it changes nothing.
 
     For the engine's other matrix products (the linear layer): a BLAS that ran on two
     threads keeps its idle worker spinning for a while afterwards, and that worker then
     takes a core away from tinycnn's (measured: LeNet-5 steps 1.2x slower).
     """
-    if _num_threads <= 1 or not isinstance(array, np.ndarray):
+    if _num_threads <= 1 or not isinstance(array, np.ndarray) or multiply_adds < SMALL_PRODUCT:
         return contextlib.nullcontext()
     return _single_threaded_blas()
 

@@ -19,7 +19,7 @@ class Linear(Function):
     def forward(self, x, weight, bias):
         self.x_shape = x.shape
         x2 = x.reshape(-1, x.shape[-1])                      # (B, in)
-        with single_threaded_blas(x2):                       # the cores are the workers' (parallel.py)
+        with single_threaded_blas(x2, x2.shape[0] * weight.size):  # the cores are the workers' (parallel.py)
             out = x2 @ weight.T                              # (B, out)
         if bias is not None:
             out += bias
@@ -28,7 +28,7 @@ class Linear(Function):
 
     def backward(self, grad):
         grad2 = grad.reshape(-1, grad.shape[-1])             # (B, out)
-        with single_threaded_blas(grad2):
+        with single_threaded_blas(grad2, grad2.shape[0] * self.weight.size):
             grad_x = (grad2 @ self.weight).reshape(self.x_shape) if self.needs_input_grad[0] else None
             grad_weight = grad2.T @ self.x2 if self.needs_input_grad[1] else None
         grad_bias = grad2.sum(axis=0) if self.needs_input_grad[2] else None
