@@ -143,7 +143,7 @@ print(f"loops:      {1000 * seconds_loops:9.1f} ms")
 print(f"im2col+GEMM:{1000 * seconds_gemm:9.2f} ms   -> {seconds_loops / seconds_gemm:,.0f}x faster")
 
 # The two outputs agree to float32 rounding (the sums are added in a different order), and
-# the matrix product is about two orders of magnitude faster (the exact factor printed
+# the matrix product is two to three orders of magnitude faster (the exact factor printed
 # above depends on the machine, the batch size and how busy the machine is). Our "loops" are even generous - the innermost
 # C*KH*KW multiply-adds already run in NumPy; with that loop in Python too it would be
 # 27 times slower still. Every CNN library since Caffe has used some form of this trick.

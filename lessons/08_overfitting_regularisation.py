@@ -237,7 +237,7 @@ viz.plot_curves({name: ([h["epoch"] for h in results[name]["history"]],
 #   need more epochs (run --full: 60 epochs on 1,000 digits).
 #
 # The big picture: with 500 examples, regularisation buys a few points; collecting data
-# buys more (lesson 6's LeNet-5, with 20,000 digits and no tricks, reaches about 98.5%).
+# buys more (lesson 6's LeNet-5, with 20,000 digits and no tricks, reaches about 98%).
 # When data cannot be had, lesson 11 shows another way: borrow features learnt elsewhere.
 
 print(f"\nlesson 8 took {time.perf_counter() - started:.0f}s")

@@ -123,7 +123,7 @@ for eps, a, b in zip(epsilons, fgsm_accuracy, noise_accuracy):
 # The table is the lesson in numbers. Random changes of +-0.1 per pixel do not matter, and
 # even +-0.3 costs only a few points - the network has seen messy digits. The *same size* of change, pointed by the
 # gradient, brings the accuracy down steeply: at epsilon = 0.1 a large part of the digits is
-# misread, and around 0.2-0.25 accuracy is near or below chance (10%). Epsilon = 0.1 is a
+# misread, and around 0.25-0.3 accuracy is near or below chance (10%). Epsilon = 0.1 is a
 # faint grey haze on the black background; you still read every digit effortlessly.
 
 # ---------------------------------------------------------------------------------------
