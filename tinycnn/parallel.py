@@ -16,9 +16,9 @@ forward pass of ResNet-20's first-stage convolutions about 1.5x faster
 
 Results do not depend on timing: a chunk's output goes to its own slice, and sums
 over chunks (the weight gradient) add up each worker's chunks in order, then the
-workers' totals in worker order. With a different worker count a weight gradient
-can differ in the last bits (another summation order); ``set_num_threads(1)`` makes
-the engine serial.
+workers' totals in worker order. With a different worker count the chunks (conv.py
+rounds their count up to a multiple of the workers') and the summation order change, so
+results can differ in the last bits; ``set_num_threads(1)`` makes the engine serial.
 
 BLAS threads are set with ``threadpoolctl`` (the library that scikit-learn uses for
 this), and only while a convolution's workers run.
