@@ -1,6 +1,8 @@
 """Chunks of a CPU convolution on several threads: same numbers, every chunk once, errors surface."""
 
 import os
+import select
+import signal
 import subprocess
 import sys
 import threading
@@ -217,3 +219,30 @@ def test_the_linear_layer_holds_blas_to_one_thread_only_for_large_products(threa
     with parallel.single_threaded_blas(big, 256 * 400 * 120):      # serial engine: BLAS keeps its threads
         assert blas_threads() == outside
     assert blas_threads() == outside
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_workers_of_its_own(threads):
+    """After fork the parent's worker threads do not exist in the child; its convolutions must
+    still run (on a pool of its own) rather than wait forever."""
+    threads(2)
+    parallel.map_parts(lambda part: None, [slice(0, 1), slice(1, 2)])   # the parent's pool exists
+    x = np.random.default_rng(0).standard_normal((8, 3, 64, 64)).astype(np.float32)
+    weight = np.random.default_rng(1).standard_normal((8, 3, 3, 3)).astype(np.float32)
+    expected = F.conv2d(tinycnn.tensor(x), tinycnn.tensor(weight), padding=1).numpy()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # the child: report through the pipe, never return into pytest
+        status = b"0"
+        try:
+            got = F.conv2d(tinycnn.tensor(x), tinycnn.tensor(weight), padding=1).numpy()
+            status = b"1" if np.array_equal(got, expected) else b"0"
+        finally:
+            os.write(write, status)
+            os._exit(0)
+    os.close(write)
+    ready, _, _ = select.select([read], [], [], 60)
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    assert ready and os.read(read, 1) == b"1", "the forked child's convolution hung or went wrong"

@@ -94,6 +94,17 @@ def _workers_pool() -> ThreadPoolExecutor:
         return _pool
 
 
+def _forget_pool_after_fork() -> None:
+    """A forked child has none of its parent's threads: a pool inherited from the parent would
+    take work that no thread ever runs. The child makes its own on first use."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 # OpenBLAS runs a product of fewer multiply-adds than this on one thread anyway
 # (its SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD).
 SMALL_PRODUCT = 65536 * 4
