@@ -33,6 +33,7 @@ up part by part, in part order.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -146,6 +147,19 @@ def _run_share(work, chunks):
     return total
 
 
+def _side_by_side(calls: list) -> list:
+    """Run ``calls[0]()`` on this thread and the others on the workers, all at once; their
+    results, in order. Returns only when every call has finished, even if one raised:
+    no worker is ever left running on the caller's arrays."""
+    pool = _workers_pool()
+    futures = [pool.submit(call) for call in calls[1:]]
+    try:
+        first = calls[0]()
+    finally:
+        wait(futures)
+    return [first] + [future.result() for future in futures]
+
+
 def map_chunks(work, chunks: list):
     """Call ``work(chunk, geometry)`` for every (chunk, geometry) pair; return the sum of the
     results (None if ``work`` returns None).
@@ -157,14 +171,8 @@ def map_chunks(work, chunks: list):
     workers = min(_num_threads, len(chunks))
     if workers <= 1:
         return _run_share(work, chunks)
-    pool = _workers_pool()
     with _single_threaded_blas():
-        futures = [pool.submit(_run_share, work, chunks[w::workers]) for w in range(1, workers)]
-        try:
-            totals = [_run_share(work, chunks[0::workers])]
-        finally:
-            wait(futures)   # never leave a worker running on our arrays (or with BLAS limited)
-        totals += [future.result() for future in futures]
+        totals = _side_by_side([functools.partial(_run_share, work, chunks[w::workers]) for w in range(workers)])
     if totals[0] is None:
         return None
     for other in totals[1:]:
@@ -191,10 +199,4 @@ def map_parts(work, parts: list) -> list:
     """
     if len(parts) == 1:
         return [work(parts[0])]
-    pool = _workers_pool()
-    futures = [pool.submit(work, part) for part in parts[1:]]
-    try:
-        first = work(parts[0])
-    finally:
-        wait(futures)
-    return [first] + [future.result() for future in futures]
+    return _side_by_side([functools.partial(work, part) for part in parts])
