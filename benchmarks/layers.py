@@ -19,11 +19,10 @@ slow spell of a shared machine hits both sides of each ratio.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 
-from report import interleaved
+from report import interleaved, set_cpu_threads
 
 # (name, batch, in_channels, height/width, out_channels, kernel, padding, needs input gradient)
 LAYERS = [
@@ -114,9 +113,7 @@ def timed(ours, theirs, args):
 
 def main():
     args = parse_args()
-    # BLAS reads its thread count when NumPy is first imported: set it before.
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TINYCNN_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    set_cpu_threads(args.threads)   # before NumPy is imported: BLAS reads its thread count then
     import numpy as np
 
     from tinycnn import backend  # importing tinycnn tunes malloc, as in real use (backend.keep_freed_memory)

@@ -50,7 +50,7 @@ import sys
 import tempfile
 import time
 
-from report import machine_info, write_json
+from report import machine_info, set_cpu_threads, write_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -188,9 +188,7 @@ def measure(name: str, args) -> dict:
 def main():
     args = parse_args()
     if args.device == "cpu":
-        # BLAS reads these when first loaded: set them before importing NumPy (inherited by the workers).
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TINYCNN_NUM_THREADS"):
-            os.environ[var] = str(args.threads)
+        set_cpu_threads(args.threads)   # before NumPy is imported (and inherited by the workers)
     if args.worker:
         print(json.dumps(measure(args.worker, args)))
         return 0

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import statistics
 import sys
 import time
+
+from report import set_cpu_threads
 
 
 def all_functions(base):
@@ -32,8 +33,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TINYCNN_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    set_cpu_threads(args.threads)   # before NumPy is imported
 
     import tinycnn
     from tinycnn import models, nn

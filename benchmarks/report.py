@@ -4,9 +4,19 @@ what every script writes with ``--json PATH`` (the machine, the settings, the ro
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import time
+
+
+def set_cpu_threads(threads: int) -> None:
+    """Give BLAS, OpenMP (PyTorch) and tinycnn's workers ``threads`` threads each.
+
+    They read these variables when first loaded, so call this before importing NumPy,
+    PyTorch or tinycnn; subprocesses inherit them."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TINYCNN_NUM_THREADS"):
+        os.environ[var] = str(threads)
 
 
 def machine_info(device: str, threads: int) -> dict:

@@ -44,7 +44,7 @@ import os
 import statistics
 import sys
 
-from report import call_times, interleaved, machine_info, write_json
+from report import call_times, interleaved, machine_info, set_cpu_threads, write_json
 
 MODELS = {
     # name: (builder, batch, input shape (C, H, W))
@@ -221,9 +221,7 @@ def torch_runner(torch, spec, device):
 def main():
     args = parse_args()
     if args.device == "cpu":
-        # BLAS and OpenMP read these when first loaded: set them before importing NumPy/torch.
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TINYCNN_NUM_THREADS"):
-            os.environ[var] = str(args.threads)
+        set_cpu_threads(args.threads)   # before NumPy and torch are imported
     if args.omp_wait_policy:
         os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy
     # CuPy reads CUPY_TF32 when it is imported: set it (or clear it) before that.

@@ -38,7 +38,7 @@ import platform
 import sys
 import time
 
-from report import machine_info, write_json
+from report import machine_info, set_cpu_threads, write_json
 
 TARGETS = {
     # name: (dataset, target test accuracy, runs on the CPU by default?)
@@ -136,9 +136,7 @@ def time_to_accuracy(dataset: str, target: float, device: str, data_dir, progres
 def main():
     args = parse_args()
     if args.device == "cpu":
-        # BLAS reads these when first loaded: set them before importing NumPy.
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TINYCNN_NUM_THREADS"):
-            os.environ[var] = str(args.threads)
+        set_cpu_threads(args.threads)   # before NumPy is imported
     import numpy as np
 
     try:

@@ -40,12 +40,12 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
-__all__ = ["get_num_threads", "set_num_threads", "map_chunks", "batch_parts", "map_parts", "single_threaded_blas"]
+__all__ = ["get_num_threads", "set_num_threads", "map_chunks", "batch_parts", "map_parts", "single_threaded_blas",
+           "sum_in_order"]
 
 # Element-wise layers split their batch over the workers only from this size on: below
 # it, handing a part to a thread (tens of microseconds) costs about what it saves.
 PARALLEL_MIN_BYTES = 1 << 20
-
 
 
 def _default_num_threads() -> int:
@@ -65,7 +65,7 @@ _blas = None                                  # threadpoolctl's controller, made
 
 
 def get_num_threads() -> int:
-    """How many chunks of a convolution run at once on the CPU."""
+    """How many workers the engine runs on the CPU (convolution chunks, parts of a batch)."""
     return _num_threads
 
 
@@ -134,17 +134,26 @@ def _single_threaded_blas():
     return _blas.limit(limits=1, user_api="blas")
 
 
+def sum_in_order(values):
+    """The sum of ``values`` added left to right, Nones skipped (None if all are None).
+
+    A fixed order makes the result the same in every run. The sum is made in the first
+    value, so the values must be fresh arrays that nothing else holds.
+    """
+    total = None
+    for value in values:
+        if value is None:
+            continue
+        if total is None:
+            total = value
+        else:
+            total += value
+    return total
+
+
 def _run_share(work, chunks):
     """Run ``work`` over ``chunks`` in order; the sum of what it returns (None if nothing)."""
-    total = None
-    for chunk, geometry in chunks:
-        part = work(chunk, geometry)
-        if part is not None:
-            if total is None:
-                total = part
-            else:
-                total += part
-    return total
+    return sum_in_order(work(chunk, geometry) for chunk, geometry in chunks)
 
 
 def _side_by_side(calls: list) -> list:
@@ -173,15 +182,10 @@ def map_chunks(work, chunks: list):
         return _run_share(work, chunks)
     with _single_threaded_blas():
         totals = _side_by_side([functools.partial(_run_share, work, chunks[w::workers]) for w in range(workers)])
-    if totals[0] is None:
-        return None
-    for other in totals[1:]:
-        if other is not None:
-            totals[0] += other
-    return totals[0]
+    return sum_in_order(totals)
 
 
-def batch_parts(array, xp=None) -> list:
+def batch_parts(array) -> list:
     """How to split ``array`` (N, ...) by images for the workers: one slice of the batch per
     worker for a large NumPy array, else ``[...]`` (all of it, in one piece: GPU arrays,
     small arrays, a single thread)."""

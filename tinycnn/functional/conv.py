@@ -117,14 +117,14 @@ def _workspace(geometry: ConvGeometry, dtype, xp, role: str):
     return workspace(geometry, dtype, role) if xp is np and USE_WORKSPACES else None
 
 
-def _convolve_chunk(x, weight_matrix, geometry: ConvGeometry, bias, out, role="input"):
+def _convolve_chunk(x, weight_matrix, geometry: ConvGeometry, bias, out):
     """One chunk of the forward pass, written into ``out``.
 
     x: (n, C, H, W), weight_matrix: (G, O/G, C/G*KH*KW), bias: (O,) or None, out: (n, O, OH, OW)
     """
     xp = get_array_module(x)
     groups = weight_matrix.shape[0]
-    cols = im2col(x, geometry, _workspace(geometry, x.dtype, xp, role))    # (C*KH*KW, windows)
+    cols = im2col(x, geometry, _workspace(geometry, x.dtype, xp, "input"))  # (C*KH*KW, windows)
     cols = cols.reshape(groups, cols.shape[0] // groups, cols.shape[1])    # (G, C/G*KH*KW, windows)
     out_columns = xp.matmul(weight_matrix, cols)                           # (G, O/G, windows)
     columns_to_nchw(out_columns.reshape(out.shape[1], -1), geometry, bias, out=out)

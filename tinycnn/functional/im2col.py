@@ -134,14 +134,14 @@ def pad_images(x, geometry: ConvGeometry, workspace=None):
 
     With a ``workspace`` (workspace.py, CPU), into its ``padded`` array, whose border is already zero.
     """
-    if workspace is not None:
-        workspace.interior[...] = x.transpose(1, 2, 0, 3)       # (N, C, H, W) -> (C, H, N, W)
-        return workspace.padded
-    xp = get_array_module(x)
-    _, _, h, w = x.shape
-    ph, pw = geometry.padding
-    padded = xp.zeros(geometry.padded_shape, dtype=x.dtype)
-    padded[:, ph:ph + h, :, pw:pw + w] = x.transpose(1, 2, 0, 3)  # (N, C, H, W) -> (C, H, N, W)
+    if workspace is None:
+        _, _, h, w = x.shape
+        ph, pw = geometry.padding
+        padded = get_array_module(x).zeros(geometry.padded_shape, dtype=x.dtype)
+        interior = padded[:, ph:ph + h, :, pw:pw + w]
+    else:
+        padded, interior = workspace.padded, workspace.interior
+    interior[...] = x.transpose(1, 2, 0, 3)  # (N, C, H, W) -> (C, H, N, W)
     return padded
 
 

@@ -28,7 +28,7 @@ import math
 
 from ..backend import get_array_module
 from ..kernels import batch_norm_apply, batch_norm_backward
-from ..parallel import batch_parts, map_parts
+from ..parallel import batch_parts, map_parts, sum_in_order
 from ..tensor import Function, Tensor
 
 __all__ = ["batch_norm"]
@@ -58,13 +58,13 @@ class BatchNorm(Function):
         parts = batch_parts(x)
         centered = xp.empty_like(x)
         if training:
-            mean = _total(map_parts(lambda part: xp.einsum(self.sum_spec, x[part]), parts)) / count
+            mean = sum_in_order(map_parts(lambda part: xp.einsum(self.sum_spec, x[part]), parts)) / count
 
             def center(part):
                 xp.subtract(x[part], mean.reshape(shape), out=centered[part])
                 return xp.einsum(self.dot_spec, centered[part], centered[part])
 
-            var = _total(map_parts(center, parts)) / count     # biased, as used for normalizing
+            var = sum_in_order(map_parts(center, parts)) / count     # biased, as used for normalizing
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean
@@ -98,10 +98,10 @@ class BatchNorm(Function):
             return (xp.einsum(self.sum_spec, grad[part]) if need_grad_sum else None,
                     xp.einsum(self.dot_spec, grad[part], self.centered[part]) if need_dot else None)
 
-        part_sums = map_parts(sums, batch_parts(grad))                 # one part per core (see forward)
-        grad_sum = _total([s for s, _ in part_sums]) if need_grad_sum else None
+        grad_sums, dot_sums = zip(*map_parts(sums, batch_parts(grad)))  # one part per core (see forward)
+        grad_sum = sum_in_order(grad_sums)                              # None where not needed
         # sum(g * x_hat) per channel = inv_std * sum(g * centered)
-        grad_x_hat_sum = inv_std * _total([d for _, d in part_sums]) if need_dot else None
+        grad_x_hat_sum = inv_std * sum_in_order(dot_sums) if need_dot else None
         if needs_weight:
             grad_weight = grad_x_hat_sum
         if needs_bias:
@@ -118,14 +118,6 @@ class BatchNorm(Function):
             else:
                 grad_x = grad * self.scale.reshape(shape)
         return grad_x, grad_weight, grad_bias
-
-
-def _total(part_sums: list):
-    """The per-channel sums of all parts, added in part order (deterministic)."""
-    total = part_sums[0]
-    for part_sum in part_sums[1:]:
-        total = total + part_sum
-    return total
 
 
 def _raw(value):

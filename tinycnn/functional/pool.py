@@ -66,10 +66,11 @@ class MaxPool2d(Function):
         return out
 
     def _forward_part(self, padded, out):
+        xp = get_array_module(out)
         (kh, kw), stride, _, out_size = self.args
         out[...] = _offset_view(padded, 0, 0, stride, out_size)
         for k in range(1, kh * kw):
-            get_array_module(out).maximum(out, _offset_view(padded, k // kw, k % kw, stride, out_size), out=out)
+            xp.maximum(out, _offset_view(padded, k // kw, k % kw, stride, out_size), out=out)
 
     def backward(self, grad):
         xp = get_array_module(grad)
