@@ -45,7 +45,7 @@ def test_scatter_add_adds_repeated_indices_up():
 
 # --------------------------------------------------------------------------- mixing devices
 def test_mixing_a_gpu_tensor_with_a_cpu_array_says_so():
-    on_gpu = tinycnn.Tensor._from_op(FakeCupyArray((3,)), None)
+    on_gpu = tinycnn.Tensor.from_op(FakeCupyArray((3,)), None)
     assert on_gpu.device == "cuda:0"
     with pytest.raises(RuntimeError, match=r"add: operands are on different devices \(cuda:0 and cpu\)"):
         _check_operands("add", on_gpu, np.ones(3))

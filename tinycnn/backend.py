@@ -28,6 +28,7 @@ __all__ = [
     "parse_device",
     "array_module",
     "get_array_module",
+    "is_cupy_array",
     "device_of",
     "to_device",
     "to_numpy",
@@ -132,22 +133,22 @@ def array_module(device):
     return _cupy
 
 
-def _is_cupy_array(array) -> bool:
-    # Checking the type's module avoids importing CuPy just to say "no".
+def is_cupy_array(array) -> bool:
+    """Whether ``array`` is a CuPy array (checked by its type's module: CuPy is not imported to say "no")."""
     return type(array).__module__.split(".")[0] == "cupy"
 
 
 def get_array_module(*arrays):
     """``cupy`` if any of ``arrays`` is a CuPy array, else ``numpy``."""
     for array in arrays:
-        if _is_cupy_array(array):
+        if is_cupy_array(array):
             return _import_cupy()
     return np
 
 
 def device_of(array) -> str:
     """``"cpu"`` for NumPy data (and Python scalars), ``"cuda:N"`` for CuPy arrays."""
-    if _is_cupy_array(array):
+    if is_cupy_array(array):
         return f"cuda:{array.device.id}"
     return "cpu"
 
@@ -158,7 +159,7 @@ def to_device(array, device):
     if device == "cpu":
         return to_numpy(array)
     cuda_device = _cuda_device(device)
-    if _is_cupy_array(array):
+    if is_cupy_array(array):
         if array.device.id == cuda_device.id:
             return array
         with cuda_device:
@@ -169,7 +170,7 @@ def to_device(array, device):
 
 def to_numpy(array):
     """A NumPy array holding ``array``'s values (copied from the GPU when needed)."""
-    if _is_cupy_array(array):
+    if is_cupy_array(array):
         return array.get()
     return np.asarray(array)
 

@@ -30,11 +30,11 @@ def _as_float64_input(x, index):
         if x.dtype.kind != "f":
             return x, False
         checked = x.requires_grad
-        return Tensor._from_op(x.data.astype(np.float64), None).requires_grad_(checked), checked
-    if isinstance(x, (np.ndarray, float)) or backend._is_cupy_array(x):
-        array = np.asarray(x) if not backend._is_cupy_array(x) else x
+        return Tensor.from_op(x.data.astype(np.float64), None).requires_grad_(checked), checked
+    if isinstance(x, (np.ndarray, float)) or backend.is_cupy_array(x):
+        array = np.asarray(x) if not backend.is_cupy_array(x) else x
         if array.dtype.kind == "f":
-            return Tensor._from_op(array.astype(np.float64), None).requires_grad_(True), True
+            return Tensor.from_op(array.astype(np.float64), None).requires_grad_(True), True
     return x, False
 
 
@@ -79,7 +79,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
 
     if not output.requires_grad:
         raise GradcheckError("gradcheck: the output does not depend on any checked input (no graph was recorded)")
-    (output.double() * Tensor._from_op(weights, None)).sum().backward()
+    (output.double() * Tensor.from_op(weights, None)).sum().backward()
 
     for i in checked:
         x = tensors[i]

@@ -230,7 +230,7 @@ def prepare_images(images_uint8: np.ndarray, meta: dict, device: str = "cpu"):
     xp = backend.array_module(device)
     batch = backend.to_device(images_uint8, device)
     _, eval_transform = build_transforms(RunConfig(augment="none"), meta["mean"], meta["std"], meta["image_shape"][1])
-    return Tensor._from_op(eval_transform(batch).astype(xp.float32), None)
+    return Tensor.from_op(eval_transform(batch).astype(xp.float32), None)
 
 
 # --------------------------------------------------------------------------- the run

@@ -41,7 +41,7 @@ def _split(obj, arrays: dict, where: str):
     """Replace arrays by ``{"__array__": key}`` and collect them into ``arrays``."""
     if isinstance(obj, Tensor):
         obj = obj.data
-    if isinstance(obj, np.ndarray) or backend._is_cupy_array(obj):
+    if isinstance(obj, np.ndarray) or backend.is_cupy_array(obj):
         key = f"a{len(arrays)}"
         arrays[key] = backend.to_numpy(obj)
         return {"__array__": key}

@@ -114,8 +114,8 @@ class Function:
         output = _as_array(output, raw_inputs)
         if _grad_enabled and any(fn.needs_input_grad):
             fn.inputs = inputs
-            return Tensor._from_op(output, fn)
-        return Tensor._from_op(output, None)
+            return Tensor.from_op(output, fn)
+        return Tensor.from_op(output, None)
 
     def forward(self, *arrays, **params):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -140,7 +140,7 @@ def _as_array(value, like_arrays):
     NumPy returns scalars (``np.float32``) instead of 0-d arrays from ops on
     0-d arrays; the engine wants arrays everywhere.
     """
-    if isinstance(value, np.ndarray) or backend._is_cupy_array(value):
+    if isinstance(value, np.ndarray) or backend.is_cupy_array(value):
         return value
     xp = backend.get_array_module(*like_arrays)
     return xp.asarray(value)
@@ -191,7 +191,7 @@ class Tensor:
         xp = backend.array_module(device)
         dtype = _resolve_dtype(dtype)
         if xp is np:
-            array = np.array(backend.to_numpy(data) if backend._is_cupy_array(data) else data, dtype=dtype, copy=True)
+            array = np.array(backend.to_numpy(data) if backend.is_cupy_array(data) else data, dtype=dtype, copy=True)
         else:
             with backend._cuda_device(backend.parse_device(device)):
                 array = xp.array(data, dtype=dtype, copy=True)
@@ -206,7 +206,7 @@ class Tensor:
             self.requires_grad_(True)
 
     @classmethod
-    def _from_op(cls, array, ctx: Function | None) -> "Tensor":
+    def from_op(cls, array, ctx: Function | None) -> "Tensor":
         """Wrap an op's output array without copying or converting it."""
         out = cls.__new__(cls)
         out.data = array
@@ -299,7 +299,7 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """The same data, cut from the graph (shares memory, no gradient)."""
-        return Tensor._from_op(self.data, None)
+        return Tensor.from_op(self.data, None)
 
     def clone(self) -> "Tensor":
         """A copy of the data that stays in the graph."""
@@ -389,7 +389,7 @@ class Tensor:
     def _accumulate_grad(self, grad) -> None:
         if self.grad is None:
             # copy: the array may be shared with another input's gradient
-            self.grad = Tensor._from_op(grad.copy(), None)
+            self.grad = Tensor.from_op(grad.copy(), None)
         else:
             self.grad.data = self.grad.data + grad
 
@@ -519,7 +519,7 @@ def _filled(fill, shape, dtype, device, requires_grad) -> Tensor:
     dtype = _resolve_dtype(dtype) or np.dtype(np.float32)
     with _on(device):
         array = xp.full(shape, fill, dtype=dtype)
-    return Tensor._from_op(array, None).requires_grad_(requires_grad)
+    return Tensor.from_op(array, None).requires_grad_(requires_grad)
 
 
 def _on(device):
@@ -555,7 +555,7 @@ def _random(draw, shape, dtype, device, requires_grad) -> Tensor:
     dtype = _resolve_dtype(dtype) or np.dtype(np.float32)
     with _on(device):
         array = draw(backend.get_rng(xp), shape).astype(dtype, copy=False)
-    return Tensor._from_op(array, None).requires_grad_(requires_grad)
+    return Tensor.from_op(array, None).requires_grad_(requires_grad)
 
 
 def randn(*shape, dtype=None, device="cpu", requires_grad=False) -> Tensor:
@@ -573,7 +573,7 @@ def randint(low, high, shape, device="cpu", dtype=np.int64) -> Tensor:
     xp = backend.array_module(device)
     with _on(device):
         array = backend.get_rng(xp).integers(low, high, size=_shape_args((shape,))).astype(dtype)
-    return Tensor._from_op(array, None)
+    return Tensor.from_op(array, None)
 
 
 def arange(start, end=None, step=1, dtype=None, device="cpu", requires_grad=False) -> Tensor:
@@ -585,14 +585,14 @@ def arange(start, end=None, step=1, dtype=None, device="cpu", requires_grad=Fals
         array = xp.arange(start, end, step)
     if dtype is None:
         dtype = _default_dtype(np.dtype(array.dtype))
-    return Tensor._from_op(array.astype(_resolve_dtype(dtype)), None).requires_grad_(requires_grad)
+    return Tensor.from_op(array.astype(_resolve_dtype(dtype)), None).requires_grad_(requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device="cpu", requires_grad=False) -> Tensor:
     xp = backend.array_module(device)
     with _on(device):
         array = xp.linspace(start, end, steps)
-    return Tensor._from_op(array.astype(_resolve_dtype(dtype) or np.float32), None).requires_grad_(requires_grad)
+    return Tensor.from_op(array.astype(_resolve_dtype(dtype) or np.float32), None).requires_grad_(requires_grad)
 
 
 # The ops behind the methods above; imported last because they build on Tensor.

@@ -24,7 +24,7 @@ __all__ = ["DataLoader"]
 
 def _as_array(values):
     """NumPy arrays and CuPy arrays stay as they are (np.asarray on a CuPy array raises); lists become NumPy."""
-    return values if backend._is_cupy_array(values) else np.asarray(values)
+    return values if backend.is_cupy_array(values) else np.asarray(values)
 
 
 def _arrays_of(dataset):
@@ -126,7 +126,7 @@ class DataLoader:
                 images = self.transform(images)
             if images.dtype == np.uint8:
                 images = self._to_float(images)
-            yield Tensor._from_op(images, None), Tensor._from_op(labels, None)
+            yield Tensor.from_op(images, None), Tensor.from_op(labels, None)
 
     def __repr__(self) -> str:
         return (f"DataLoader({len(self.labels)} samples, batch_size={self.batch_size}, shuffle={self.shuffle}, "

@@ -146,7 +146,7 @@ def cross_entropy(logits: Tensor, target, label_smoothing: float = 0.0, reductio
     raw_target = target.data if isinstance(target, Tensor) else target
     raw_logits = logits.data if isinstance(logits, Tensor) else logits
     xp = get_array_module(raw_logits)
-    if xp is np and backend._is_cupy_array(raw_target):
+    if xp is np and backend.is_cupy_array(raw_target):
         raise RuntimeError(f"cross_entropy: logits are on the CPU but target is on {backend.device_of(raw_target)}; "
                            "move one with .to()")
     raw_target = xp.asarray(raw_target)   # a NumPy target meets GPU logits: copied to the GPU

@@ -148,7 +148,7 @@ def _operand_device(x):
     """Where an operand's data lives, or None for numbers (and NumPy 0-d arrays), which go anywhere."""
     if isinstance(x, Tensor):
         return x.device
-    if backend._is_cupy_array(x) or (isinstance(x, np.ndarray) and x.ndim > 0):
+    if backend.is_cupy_array(x) or (isinstance(x, np.ndarray) and x.ndim > 0):
         return backend.device_of(x)
     return None
 
@@ -159,7 +159,7 @@ def _check_operands(name, a, b):
     for x in (a, b):
         if isinstance(x, Tensor) or isinstance(x, (int, float, bool, np.number)):
             continue
-        if isinstance(x, np.ndarray) or backend._is_cupy_array(x):
+        if isinstance(x, np.ndarray) or backend.is_cupy_array(x):
             continue
         raise TypeError(f"{name}: unsupported operand of type {type(x).__name__}; expected a Tensor, array or number")
     device_a, device_b = _operand_device(a), _operand_device(b)
@@ -472,7 +472,7 @@ def argmax(x: Tensor, axis=None, keepdims=False, *, dim=None) -> Tensor:
     out = x.data.argmax(axis=axis)
     if keepdims and axis is not None:
         out = get_array_module(out).expand_dims(out, axis)
-    return Tensor._from_op(get_array_module(x.data).asarray(out).astype(np.int64), None)
+    return Tensor.from_op(get_array_module(x.data).asarray(out).astype(np.int64), None)
 
 
 # --------------------------------------------------------------------------- shapes
@@ -697,7 +697,7 @@ class Clone(Function):
 
 def cast(x: Tensor, dtype) -> Tensor:
     if x.requires_grad and np.dtype(dtype).kind != "f":
-        return Tensor._from_op(x.data.astype(dtype), None)  # integers carry no gradient
+        return Tensor.from_op(x.data.astype(dtype), None)  # integers carry no gradient
     return Cast.apply(x, np.dtype(dtype))
 
 
@@ -714,4 +714,4 @@ def compare(a, b, ufunc_name: str) -> Tensor:
     raw_a = a.data if isinstance(a, Tensor) else a
     raw_b = b.data if isinstance(b, Tensor) else b
     xp = get_array_module(raw_a, raw_b)
-    return Tensor._from_op(xp.asarray(getattr(xp, ufunc_name)(raw_a, raw_b)), None)
+    return Tensor.from_op(xp.asarray(getattr(xp, ufunc_name)(raw_a, raw_b)), None)

@@ -122,8 +122,8 @@ class ElementwiseFusion:
         CuPy array of one float dtype (float32 or float64). Anything else, NumPy
         arrays above all, goes to the reference.
         """
-        arrays = [a for a in args if isinstance(a, np.ndarray) or backend._is_cupy_array(a)]
-        if not arrays or not all(backend._is_cupy_array(a) for a in arrays):
+        arrays = [a for a in args if isinstance(a, np.ndarray) or backend.is_cupy_array(a)]
+        if not arrays or not all(backend.is_cupy_array(a) for a in arrays):
             return False  # NumPy data (or a mix): the reference
         if not fused_kernels_enabled():
             return False

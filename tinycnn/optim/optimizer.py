@@ -171,7 +171,7 @@ class Optimizer:
 
 
 def _is_array(value) -> bool:
-    return isinstance(value, np.ndarray) or backend._is_cupy_array(value)
+    return isinstance(value, np.ndarray) or backend.is_cupy_array(value)
 
 
 def _to_param(value, param: Tensor):
