@@ -37,6 +37,7 @@ import os
 import platform
 import sys
 import time
+from pathlib import Path
 
 from report import machine_info, set_cpu_threads, write_json
 
@@ -65,35 +66,17 @@ class _Reached(Exception):
 
 def time_to_accuracy(dataset: str, target: float, device: str, data_dir, progress: bool) -> dict:
     """Train ``dataset``'s default recipe until the test accuracy reaches ``target``."""
-    from tinycnn import backend, data
-    from tinycnn.runner import (RunConfig, _loss, build_model, build_optimizer, build_schedule, build_transforms,
-                                channel_stats, load_dataset)
+    from tinycnn import backend
+    from tinycnn.runner import Plan, RunConfig, build_training, loss_function, prepare_data
     from tinycnn.train import evaluate, fit
-
-    import numpy as np
 
     config = RunConfig(dataset=dataset, data_dir=data_dir, device=device, progress=progress, out=os.devnull).resolved()
     setup_start = time.perf_counter()
     backend.manual_seed(config.seed)
-    # the same data pipeline as runner.run_training: seeded validation split, stats of the training part
-    train_full = load_dataset(config, train=True)
-    test_set = load_dataset(config, train=False)
-    if config.train_size is not None and config.train_size < len(train_full):
-        train_full = data.Subset(train_full, np.arange(config.train_size))
-    if config.val_split > 0:
-        train_set, _ = data.random_split(train_full, [len(train_full) - config.val_split, config.val_split],
-                                         seed=config.seed)
-    else:
-        train_set = train_full
-    image_shape = tuple(int(n) for n in train_set.images.shape[1:])
-    mean, std = channel_stats(train_set.images)
-    train_transform, eval_transform = build_transforms(config, mean, std, image_shape[1])
-    train_loader = data.DataLoader(train_set, batch_size=config.batch_size, device=device, shuffle=True,
-                                   seed=config.seed, transform=train_transform)
-    test_loader = data.DataLoader(test_set, batch_size=config.batch_size, device=device, transform=eval_transform)
-    model = build_model(config.model, len(train_full.classes), image_shape[0], image_shape[1]).to(device)
-    optimizer = build_optimizer(config, model)
-    scheduler, per_batch = build_schedule(config, optimizer, len(train_loader))
+    # the same data pipeline and parts as tinycnn train: seeded validation split, stats of the training part
+    run_data = prepare_data(config)
+    parts = build_training(Plan(config, Path(os.devnull)), run_data)
+    model, optimizer, train_set, test_loader = parts.model, parts.optimizer, run_data.train_set, run_data.test_loader
     setup_seconds = time.perf_counter() - setup_start
 
     recipe = {k: getattr(config, k) for k in ("model", "epochs", "batch_size", "optimizer", "lr", "momentum",
@@ -107,7 +90,7 @@ def time_to_accuracy(dataset: str, target: float, device: str, data_dir, progres
     start = time.perf_counter()
 
     def after_epoch(state):
-        test = evaluate(model, test_loader, _loss(config))
+        test = evaluate(model, test_loader, loss_function(config))
         elapsed = time.perf_counter() - start
         record = state.history[-1]
         curve.append({"epoch": state.epoch, "test_accuracy": test["accuracy"], "test_loss": test["loss"],
@@ -119,8 +102,9 @@ def time_to_accuracy(dataset: str, target: float, device: str, data_dir, progres
 
     reached = False
     try:
-        fit(model, train_loader, optimizer, config.epochs, scheduler=scheduler, step_scheduler_per_batch=per_batch,
-            loss_fn=_loss(config), on_epoch_end=after_epoch, progress=progress, restore_best=False)
+        fit(model, run_data.train_loader, optimizer, config.epochs, scheduler=parts.scheduler,
+            step_scheduler_per_batch=parts.per_batch, loss_fn=loss_function(config), on_epoch_end=after_epoch,
+            progress=progress, restore_best=False)
     except _Reached:
         reached = True
     wall = time.perf_counter() - start

@@ -80,7 +80,7 @@ def test_predict_classifies_image_files(run_dir, tmp_path, capsys):
 def test_bad_arguments_give_one_line_errors(run_dir, tmp_path, capsys):
     one_line_error(capsys, ["train", "--dataset", "imagenet"], "invalid choice")
     one_line_error(capsys, ["train", "--epochs", "0"], "at least 1")
-    one_line_error(capsys, ["train", "--lr", "fast"], "expected a number")
+    one_line_error(capsys, ["train", "--lr", "fast"], "expected a finite number above 0")
     one_line_error(capsys, ["train", "--augment", "mixup", "--out", str(tmp_path / "x")], "unknown augmentation 'mixup'")
     one_line_error(capsys, ["train", "--device", "tpu"], "unknown device 'tpu'")
     one_line_error(capsys, ["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "nothing"), "--out",

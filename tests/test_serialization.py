@@ -57,7 +57,7 @@ def test_damaged_and_foreign_files_are_rejected(tmp_path):
         load(truncated)
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"not a zip file at all")
-    with pytest.raises(CheckpointError, match="damaged or not a tinycnn checkpoint"):
+    with pytest.raises(CheckpointError, match="not a tinycnn checkpoint: a checkpoint is an .npz .zip. archive"):
         load(garbage)
     foreign = tmp_path / "foreign.npz"
     np.savez(foreign, w=np.ones(2))

@@ -18,6 +18,8 @@ import platform
 import sys
 from pathlib import Path
 
+from .config import Number
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, not usage + message
@@ -30,17 +32,11 @@ class UserError(Exception):
 
 # --------------------------------------------------------------------------- commands
 def _train(args) -> int:
-    from .runner import RunConfig, run_training
+    from .config import from_arguments
+    from .runner import run_training
 
-    config = RunConfig(
-        dataset=args.dataset, model=args.model, data_dir=args.data_dir, download=args.download, epochs=args.epochs,
-        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
-        weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
-        augment=args.augment, val_split=args.val_split, label_smoothing=args.label_smoothing,
-        train_size=args.train_size, device=args.device, seed=args.seed, out=args.out, progress=not args.quiet,
-    )
-    metrics = run_training(config, resume=args.resume)
-    if args.quiet:
+    metrics = run_training(from_arguments(args), resume=args.resume, overwrite=args.overwrite)
+    if args.progress is False:  # --quiet
         print(f"test accuracy {100 * metrics['test_accuracy']:.2f}%")
     return 0
 
@@ -122,32 +118,12 @@ def _info(args) -> int:
 
 
 # --------------------------------------------------------------------------- arguments
-def _number(kind, minimum, strictly_above: bool = False):
-    """An argparse type: a ``kind`` (int or float) of at least ``minimum`` (or above it)."""
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
-        if value < minimum or (strictly_above and value == minimum):
-            bound = "above" if strictly_above else "of at least"
-            raise argparse.ArgumentTypeError(f"expected a number {bound} {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _number(int, 1)
-_non_negative_int = _number(int, 0)
-_positive_float = _number(float, 0, strictly_above=True)
-_non_negative_float = _number(float, 0)
+_positive_int = Number(int, at_least=1)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from .models import MODELS
-    from .runner import AUGMENTATIONS, DATASETS, OPTIMIZERS, SCHEDULES
+    from .config import add_arguments
 
     parser = _Parser(prog="tinycnn", description="A from-scratch, educational CNN engine.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -155,28 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model; with no options, a small CNN on built-in shapes",
                                 description="Train a CNN. Defaults depend on --dataset (see README).")
-    train.add_argument("--dataset", default="shapes", choices=list(DATASETS), help="data set (default: shapes)")
-    train.add_argument("--model", choices=list(MODELS), help="model (default: per data set)")
-    train.add_argument("--data-dir", help="folder holding mnist/, fashion-mnist/, cifar10/ (default: $TINYCNN_DATA "
-                                          "or ~/.cache/tinycnn)")
-    train.add_argument("--download", action="store_true", help="download the data set if missing")
-    train.add_argument("--epochs", type=_positive_int)
-    train.add_argument("--batch-size", type=_positive_int)
-    train.add_argument("--optimizer", choices=list(OPTIMIZERS))
-    train.add_argument("--lr", type=_positive_float, help="(peak) learning rate")
-    train.add_argument("--momentum", type=_non_negative_float, default=0.9, help="SGD momentum (default 0.9)")
-    train.add_argument("--weight-decay", type=_non_negative_float)
-    train.add_argument("--schedule", choices=list(SCHEDULES), help="learning-rate schedule")
-    train.add_argument("--warmup-epochs", type=_non_negative_int, default=0, help="linear warm-up epochs")
-    train.add_argument("--augment", help=f"'none' or a comma list of: {', '.join(AUGMENTATIONS)}")
-    train.add_argument("--val-split", type=_non_negative_int, help="training images held out for validation (0: none)")
-    train.add_argument("--label-smoothing", type=_non_negative_float, default=0.0)
-    train.add_argument("--train-size", type=_positive_int, help="train on only the first N training images")
-    train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", help="run directory (default: runs/DATASET-MODEL)")
-    train.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint or run directory")
-    train.add_argument("--quiet", action="store_true", help="no progress bar, only the final accuracy")
+    add_arguments(train)  # one option per RunConfig field (tinycnn/config.py)
+    train.add_argument("--resume", metavar="RUN", help="continue the run in this run folder (or checkpoint file); "
+                                                       "it writes there, or into --out")
+    train.add_argument("--overwrite", action="store_true", help="let this run replace the run its --out folder holds")
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("eval", help="evaluate a trained model on its test set")
@@ -208,11 +166,12 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     from .backend import DeviceError
+    from .runner import RunFailed
     from .serialization import CheckpointError
 
     try:
         return args.handler(args)
-    except (UserError, CheckpointError, DeviceError, FileNotFoundError, ValueError, OSError) as error:
+    except (UserError, CheckpointError, DeviceError, RunFailed, FileNotFoundError, ValueError, OSError) as error:
         if os.environ.get("TINYCNN_DEBUG"):
             raise
         message = " ".join(str(error).split()) or type(error).__name__

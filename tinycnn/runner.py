@@ -1,23 +1,34 @@
 """One training run, end to end: what ``tinycnn train`` does.
 
-:func:`run_training` takes a :class:`RunConfig`, then
+:func:`run_training` takes a :class:`~tinycnn.config.RunConfig` and goes through five steps:
 
-1. loads the data set and holds out a seeded validation split from its training part;
-2. builds the model, the optimizer and the learning-rate schedule;
-3. trains with :func:`tinycnn.train.fit`, saving a checkpoint after every epoch
-   (weights, buffers, optimizer and schedule state, epoch, RNG state, config);
-4. reloads the weights that did best on validation, evaluates the test set once;
-5. writes ``history.json``, ``metrics.json`` and the plots into the run directory.
+1. :func:`plan_run`: settle the settings and the run folder: a new run, or the
+   continuation of a checkpoint (``resume``), perhaps extended to more epochs;
+2. :func:`prepare_data`: load the data set, hold out a seeded validation split,
+   measure the normalisation statistics, make the loaders;
+3. :func:`build_training`: the model, the optimizer and the learning-rate
+   schedule, restored from the checkpoint when resuming;
+4. :func:`train`: :func:`tinycnn.train.fit`, saving a checkpoint after every epoch
+   (weights, buffers, optimizer and schedule state, epoch, RNG state, settings);
+5. :func:`report`: evaluate the weights that did best on validation on the test
+   set, once, and write ``history.json``, ``metrics.json`` and the plots.
 
 Resuming from the checkpoint of epoch k gives the same final weights, on the
 CPU, as a run that was never interrupted: the shuffle order depends only on
 (seed, epoch), and the random generator's state is saved with the weights.
+
+What resuming may change, and what extending a run means, is decided in
+:func:`plan_run` (and documented in the README): a resumed run writes into the
+folder the user named, never the one recorded in the checkpoint; a run folder
+holding a checkpoint is replaced only with ``overwrite``; a new ``epochs`` total
+re-plans the schedule over that total from the epoch reached.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,91 +36,147 @@ from pathlib import Path
 import numpy as np
 
 from . import backend, data, models, optim, viz
+from .config import AUGMENTATIONS, CHANGEABLE, DATASETS, FIXED, OPTIMIZERS, SCHEDULES, RunConfig, augment_names
 from .data import transforms as T
+from .run_folder import RunFolder, RunFolderError, holds_run, next_free
 from .serialization import CheckpointError, atomic_write, load, save
-from .train import FitState, evaluate, fit
+from .train import FitState, TrainingDiverged, evaluate, fit
 
-__all__ = ["RunConfig", "DATASETS", "run_training", "load_checkpoint", "build_model", "prepare_images"]
-
-# Per data set: how to load it, and the default recipe of the command.
-DATASETS = {
-    "shapes": dict(model="small_cnn", epochs=6, batch_size=64, optimizer="adam", lr=1e-2, weight_decay=0.0,
-                   schedule="onecycle", val_split=500, augment="none", train_size=6000),
-    "mnist": dict(model="lenet5", epochs=15, batch_size=128, optimizer="sgd", lr=0.05, weight_decay=5e-4,
-                  schedule="cosine", val_split=5000, augment="translate"),
-    "fashion-mnist": dict(model="lenet5", epochs=20, batch_size=128, optimizer="sgd", lr=0.05, weight_decay=5e-4,
-                          schedule="cosine", val_split=5000, augment="none"),
-    "cifar10": dict(model="resnet20", epochs=182, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=1e-4,
-                    schedule="multistep", val_split=5000, augment="crop,flip"),
-}
-
-OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw")
-SCHEDULES = ("none", "step", "multistep", "cosine", "onecycle")
-AUGMENTATIONS = ("crop", "flip", "rotate", "scale", "translate", "cutout")
+__all__ = ["RunConfig", "DATASETS", "OPTIMIZERS", "SCHEDULES", "AUGMENTATIONS", "RunFailed", "Plan",
+           "run_training", "plan_run", "prepare_data", "build_training", "train", "report",
+           "load_checkpoint", "build_model", "prepare_images", "loss_function"]
 
 
+class RunFailed(RuntimeError):
+    """Training stopped (diverged, or a file could not be written); the message says what survived."""
+
+
+# --------------------------------------------------------------------------- the run
+def run_training(config: RunConfig, resume=None, overwrite: bool = False) -> dict:
+    """Train as configured, or continue the run saved in ``resume``; returns the test metrics.
+
+    ``resume`` is a run folder or its ``checkpoint.npz``; ``overwrite`` lets a new
+    run replace the run held by its folder (``config.out``).
+    """
+    plan = plan_run(config, resume, overwrite)                  # 1. settings and folder
+    with RunFolder(plan.folder) as folder:
+        if plan.replaces_run:
+            folder.clear()
+        backend.manual_seed(plan.config.seed)
+        run_data = prepare_data(plan.config, plan.checkpoint)    # 2. data
+        parts = build_training(plan, run_data)                   # 3. model, optimizer, schedule
+        state = train(plan, run_data, parts, folder)             # 4. epochs, with checkpoints
+        return report(plan, run_data, parts, state, folder)      # 5. test once, write the results
+
+
+# --------------------------------------------------------------------------- 1. the plan
 @dataclass
-class RunConfig:
-    """The settings of one run (``None`` takes the data set's default from ``DATASETS``)."""
+class Plan:
+    """What :func:`run_training` will do.
 
-    dataset: str = "shapes"
-    model: str | None = None
-    data_dir: str | None = None
-    download: bool = False
-    epochs: int | None = None
-    batch_size: int | None = None
-    optimizer: str | None = None
-    lr: float | None = None
-    momentum: float = 0.9
-    weight_decay: float | None = None
-    schedule: str | None = None
-    warmup_epochs: int = 0
-    augment: str | None = None
-    val_split: int | None = None
-    label_smoothing: float = 0.0
-    train_size: int | None = None  # use only this many training images (quick runs, lessons)
-    device: str = "cpu"
-    seed: int = 0
-    out: str | None = None
-    progress: bool = True
+    Attributes:
+        config: the run's settings, every field filled.
+        folder: where it writes (the folder the user named; never only the checkpoint's record).
+        checkpoint: the checkpoint it continues, or None for a new run.
+        planned_epochs: when resuming with a new ``epochs`` total, the total the
+            schedule was laid out for until now (it is then re-planned); else None.
+        replaces_run: a new run with ``overwrite`` into a folder holding a run.
+    """
 
-    def resolved(self) -> "RunConfig":
-        """A copy with every ``None`` replaced by the data set's default, and checked."""
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
-        defaults = DATASETS[self.dataset]
-        values = {k: (defaults[k] if v is None and k in defaults else v) for k, v in dataclasses.asdict(self).items()}
-        config = RunConfig(**values)
-        if config.out is None:
-            config.out = str(Path("runs") / f"{config.dataset}-{config.model}")
-        config.check()
-        return config
-
-    def check(self) -> None:
-        if self.model.lower().replace("-", "_") not in models.MODELS:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(models.MODELS)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        for name in _augment_names(self.augment):
-            if name not in AUGMENTATIONS:
-                raise ValueError(f"unknown augmentation {name!r}; choose from none or a comma list of {', '.join(AUGMENTATIONS)}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.val_split < 0:
-            raise ValueError(f"val_split must be 0 or more images, got {self.val_split}")
-        backend.parse_device(self.device)
+    config: RunConfig
+    folder: Path
+    checkpoint: dict | None = None
+    planned_epochs: int | None = None
+    replaces_run: bool = False
 
 
-def _augment_names(augment: str) -> list:
-    return [] if augment in (None, "", "none") else [a.strip() for a in augment.split(",") if a.strip()]
+def plan_run(config: RunConfig, resume=None, overwrite: bool = False) -> Plan:
+    """Check what was asked against what exists, and say where the run goes. Refuses, with what to
+    do instead, a run that would replace another run, or a resume that would change its recipe."""
+    if resume is None:
+        config = config.resolved()
+        folder = Path(config.out) if config.out is not None else next_free(config.default_out())
+        if holds_run(folder) and not overwrite:
+            raise RunFolderError(f"{folder} already holds a run ({_describe_run(folder)}); to continue it use "
+                                 f"--resume {folder}, to replace it add --overwrite, or choose another --out")
+        config.out = str(folder)
+        return Plan(config, folder, replaces_run=holds_run(folder))
+
+    checkpoint = load_checkpoint(resume)
+    resumed_from = Path(resume) if Path(resume).is_dir() else Path(resume).parent
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    saved = RunConfig(**{k: v for k, v in checkpoint["config"].items() if k in names})
+    given = config.given()
+    for f in dataclasses.fields(RunConfig):
+        if f.name not in given:
+            continue
+        rule, asked, had = f.metadata["on_resume"], given[f.name], getattr(saved, f.name)
+        if rule == FIXED and _normalised(f.name, asked) != _normalised(f.name, had):
+            option = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+            raise CheckpointError(
+                f"cannot resume with {option} {asked}: the run in {resumed_from} trained with {f.name} {had!r}, and "
+                f"resuming continues a run as it was planned (only --epochs, --out, --data-dir, --device and --quiet "
+                f"may change); to train with other settings, start a new run with another --out")
+        if rule == CHANGEABLE:
+            setattr(saved, f.name, asked)
+    if "progress" not in given:
+        saved.progress = True
+    if "download" not in given:
+        saved.download = False
+
+    done, planned = int(checkpoint["fit_state"]["epoch"]), saved.epochs
+    target = config.epochs if config.epochs is not None else planned
+    if target <= done:
+        if config.epochs is None:
+            raise CheckpointError(f"the run in {resumed_from} has already trained all its {planned} epochs; to train it "
+                                  f"further, give a larger total, e.g. --epochs {done + max(1, done // 2)} (the "
+                                  f"schedule is then re-planned over the new total)")
+        raise CheckpointError(f"cannot resume with --epochs {target}: the run in {resumed_from} has already trained "
+                              f"{done} epochs; give a total above {done} to extend it")
+    saved.epochs = target
+
+    folder = Path(config.out) if config.out is not None else resumed_from
+    elsewhere = folder.resolve() != resumed_from.resolve()
+    if elsewhere and holds_run(folder) and not overwrite:
+        raise RunFolderError(f"{folder} already holds a run ({_describe_run(folder)}); resuming "
+                             f"{resumed_from} into it would replace it: add --overwrite, or choose another --out")
+    saved.out = str(folder)
+    saved = saved.resolved()
+    return Plan(saved, folder, checkpoint, planned_epochs=planned if target != planned else None,
+                replaces_run=elsewhere and holds_run(folder))
 
 
-# --------------------------------------------------------------------------- data
+def _normalised(name: str, value):
+    if name == "augment":
+        return sorted(augment_names(value))
+    if name == "model" and isinstance(value, str):
+        return value.lower().replace("-", "_")
+    return value
+
+
+def _describe_run(folder: Path) -> str:
+    try:
+        checkpoint = load(folder / "checkpoint.npz")
+        config, epoch = checkpoint["config"], checkpoint["fit_state"]["epoch"]
+        return f"{config['model']} on {config['dataset']}, epoch {epoch} of {config['epochs']}"
+    except Exception:  # a damaged checkpoint is still a run not to clobber
+        return "its checkpoint.npz"
+
+
+# --------------------------------------------------------------------------- 2. data
+@dataclass
+class RunData:
+    """The data of a run: the three parts, their loaders, and what eval and predict need (``meta``)."""
+
+    train_set: data.ImageDataset
+    val_set: data.ImageDataset | None
+    test_set: data.ImageDataset
+    train_loader: data.DataLoader
+    val_loader: data.DataLoader | None
+    test_loader: data.DataLoader
+    meta: dict
+
+
 def load_dataset(config: RunConfig, train: bool):
     """The training or test part of the configured data set."""
     name = config.dataset
@@ -117,6 +184,56 @@ def load_dataset(config: RunConfig, train: bool):
         return data.Shapes(train=train, n=config.train_size if train else 2000, seed=config.seed)
     cls = {"mnist": data.MNIST, "fashion-mnist": data.FashionMNIST, "cifar10": data.CIFAR10}[name]
     return cls(root=config.data_dir, train=train, download=config.download)
+
+
+def prepare_data(config: RunConfig, checkpoint: dict | None = None) -> RunData:
+    """Load the data, split off validation (seeded), and make the loaders.
+
+    Resuming, the data must be the data the run trained on: the same classes and
+    number of training images (when the data has moved, pass its new ``data_dir``).
+    """
+    try:
+        train_full = load_dataset(config, train=True)
+        test_set = load_dataset(config, train=False)
+    except FileNotFoundError as error:
+        if checkpoint is None:
+            raise
+        raise FileNotFoundError(f"{error} (resuming: if the data has moved, say where it is now with "
+                                f"--data-dir)") from None
+    if config.train_size is not None and config.train_size < len(train_full):
+        train_full = data.Subset(train_full, np.arange(config.train_size))
+    if config.val_split >= len(train_full):
+        raise ValueError(f"val_split {config.val_split} leaves no training images (the training set has "
+                         f"{len(train_full)})")
+    if config.val_split > 0:
+        train_set, val_set = data.random_split(train_full, [len(train_full) - config.val_split, config.val_split],
+                                               seed=config.seed)
+    else:
+        train_set, val_set = train_full, None
+    image_shape = tuple(int(n) for n in train_set.images.shape[1:])
+    mean, std = channel_stats(train_set.images)
+    meta = {"classes": list(train_full.classes), "image_shape": list(image_shape), "mean": list(mean),
+            "std": list(std), "dataset": config.dataset, "model": config.model, "train_images": len(train_set)}
+    if checkpoint is not None:
+        _check_same_data(checkpoint["meta"], meta, config)
+    train_transform, eval_transform = build_transforms(config, mean, std, image_shape[1])
+    loader = dict(batch_size=config.batch_size, device=config.device)
+    return RunData(
+        train_set, val_set, test_set,
+        train_loader=data.DataLoader(train_set, shuffle=True, seed=config.seed, transform=train_transform, **loader),
+        val_loader=data.DataLoader(val_set, transform=eval_transform, **loader) if val_set is not None else None,
+        test_loader=data.DataLoader(test_set, transform=eval_transform, **loader),
+        meta=meta,
+    )
+
+
+def _check_same_data(saved: dict, found: dict, config: RunConfig) -> None:
+    where = f"the data found{f' in {config.data_dir}' if config.data_dir else ''}"
+    for key, what in (("classes", "classes"), ("image_shape", "image shape"), ("train_images", "training images")):
+        if key in saved and saved[key] != found[key]:
+            shown = (lambda v: len(v)) if key == "classes" and len(found[key]) > 8 else (lambda v: v)
+            raise CheckpointError(f"cannot resume: {where} has {what} {shown(found[key])}, the run trained with "
+                                  f"{shown(saved[key])}; point --data-dir at the data the run was trained on")
 
 
 def channel_stats(images: np.ndarray) -> tuple:
@@ -132,7 +249,7 @@ def build_transforms(config: RunConfig, mean, std, image_size: int):
     shifted-in borders) are black, as in the data, not the mean colour.
     """
     augment = []
-    for name in _augment_names(config.augment):
+    for name in augment_names(config.augment):
         augment.append({
             "crop": lambda: T.RandomCrop(image_size, padding=4 if image_size >= 32 else 2),
             "flip": lambda: T.RandomHorizontalFlip(),
@@ -144,7 +261,58 @@ def build_transforms(config: RunConfig, mean, std, image_size: int):
     return T.Compose([T.ToFloat(), *augment, T.Normalize(mean, std)]), T.Compose([T.ToFloat(), T.Normalize(mean, std)])
 
 
-# --------------------------------------------------------------------------- model, optimizer, schedule
+# --------------------------------------------------------------------------- 3. model, optimizer, schedule
+@dataclass
+class TrainingParts:
+    """The model and what updates it; ``state`` is the progress so far (from the checkpoint when resuming)."""
+
+    model: object
+    optimizer: optim.Optimizer
+    scheduler: object
+    per_batch: bool
+    state: FitState
+    started: float = 0.0  # time.perf_counter() when training started
+
+
+def build_training(plan: Plan, run_data: RunData) -> TrainingParts:
+    """Build the model, optimizer and schedule; when resuming, load their state from the checkpoint.
+
+    A resumed run whose ``epochs`` total changed gets its schedule laid out again
+    for the new total, as if the run had been planned that long, and moved on to
+    the epoch reached: the optimizer keeps its momentum, only the learning rates
+    follow the new plan.
+    """
+    config, checkpoint, meta = plan.config, plan.checkpoint, run_data.meta
+    model = build_model(config.model, len(meta["classes"]), meta["image_shape"][0], meta["image_shape"][1])
+    model = model.to(config.device)
+    optimizer = build_optimizer(config, model)
+    if checkpoint is None:
+        scheduler, per_batch = build_schedule(config, optimizer, len(run_data.train_loader))
+        return TrainingParts(model, optimizer, scheduler, per_batch, FitState())
+
+    model.load_state_dict(checkpoint["model"])
+    state = FitState.from_state_dict(checkpoint["fit_state"])
+    if plan.planned_epochs is None:  # the same plan: continue it exactly
+        # (the schedule first: making one sets the optimizer's rates, which the saved state then overrides)
+        scheduler, per_batch = build_schedule(config, optimizer, len(run_data.train_loader))
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        if scheduler is not None and checkpoint.get("scheduler") is not None:
+            scheduler.load_state_dict(checkpoint["scheduler"])
+    else:  # a new total: the trained state with a fresh optimizer's settings, and the new plan stepped to now
+        fresh_groups = optimizer.state_dict()["param_groups"]
+        optimizer.load_state_dict({"state": checkpoint["optimizer"]["state"], "param_groups": fresh_groups})
+        scheduler, per_batch = build_schedule(config, optimizer, len(run_data.train_loader))
+        steps_taken = state.epoch * (len(run_data.train_loader) if per_batch else 1)
+        for _ in range(steps_taken if scheduler is not None else 0):
+            scheduler.step()
+        if config.progress:
+            print(f"extending the run from {plan.planned_epochs} to {config.epochs} epochs: the {config.schedule} "
+                  f"schedule is re-planned over {config.epochs} epochs; epoch {state.epoch + 1} starts at lr "
+                  f"{optimizer.param_groups[0]['lr']:.4g}")
+    backend.set_rng_state(checkpoint["rng"])
+    return TrainingParts(model, optimizer, scheduler, per_batch, state)
+
+
 def build_model(name: str, num_classes: int, in_channels: int, image_size: int):
     kwargs = {"input_size": image_size} if name in ("lenet5", "small_cnn") else {}
     return models.get_model(name, num_classes=num_classes, in_channels=in_channels, **kwargs)
@@ -185,23 +353,139 @@ def build_schedule(config: RunConfig, optimizer, steps_per_epoch: int):
     return schedule, False
 
 
-# --------------------------------------------------------------------------- checkpoints
-def _checkpoint(config, model, optimizer, scheduler, state: FitState, meta: dict) -> dict:
+def loss_function(config: RunConfig):
+    """Cross-entropy, with the configured label smoothing."""
+    from .functional import cross_entropy
+
+    if config.label_smoothing == 0:
+        return cross_entropy
+    return lambda logits, target: cross_entropy(logits, target, label_smoothing=config.label_smoothing)
+
+
+# --------------------------------------------------------------------------- 4. training
+def train(plan: Plan, run_data: RunData, parts: TrainingParts, folder: RunFolder) -> FitState:
+    """Run the remaining epochs, saving a checkpoint after each.
+
+    Raises :class:`RunFailed` when the loss diverges or a checkpoint cannot be
+    written; the message names the epoch or the file, and the checkpoint that survived.
+    """
+    config = plan.config
+    if config.progress:
+        print(f"{config.model}: {models.count_parameters(parts.model):,} parameters | {config.dataset}: "
+              f"{len(run_data.train_set):,} train, {len(run_data.val_set) if run_data.val_set else 0:,} val, "
+              f"{len(run_data.test_set):,} test | device {config.device} | run folder {folder.path}")
+    saved_epoch = parts.state.epoch if plan.checkpoint is not None else 0
+    parts.started = time.perf_counter()
+
+    def save_checkpoint(fit_state):
+        nonlocal saved_epoch
+        folder.remove_debris()
+        try:
+            save(_checkpoint(config, parts, fit_state, run_data.meta), folder.checkpoint)
+        except OSError as error:
+            raise RunFailed(f"cannot save the checkpoint of epoch {fit_state.epoch}: {error}; "
+                            f"{_what_survived(folder, saved_epoch)}") from None
+        saved_epoch = fit_state.epoch
+
+    try:
+        return fit(parts.model, run_data.train_loader, parts.optimizer, config.epochs, val_loader=run_data.val_loader,
+                   scheduler=parts.scheduler, step_scheduler_per_batch=parts.per_batch, state=parts.state,
+                   on_epoch_end=save_checkpoint, progress=config.progress, loss_fn=loss_function(config))
+    except TrainingDiverged as diverged:
+        rate = parts.optimizer.param_groups[0]["lr"]
+        raise RunFailed(f"{diverged}; {_what_survived(folder, saved_epoch)}. A loss that explodes usually means too "
+                        f"high a learning rate: try a smaller --lr (this run's peak is {config.lr:g}; the rate was "
+                        f"{rate:.3g} when it diverged)") from None
+
+
+def _what_survived(folder: RunFolder, saved_epoch: int) -> str:
+    if saved_epoch > 0:
+        return f"the checkpoint of epoch {saved_epoch} ({folder.checkpoint}) is intact"
+    return "no epoch had finished, so no checkpoint was written"
+
+
+def _checkpoint(config: RunConfig, parts: TrainingParts, state: FitState, meta: dict) -> dict:
     return {
         "config": dataclasses.asdict(config),
         "meta": meta,  # classes, image shape, normalisation: what eval and predict need
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "model": parts.model.state_dict(),
+        "optimizer": parts.optimizer.state_dict(),
+        "scheduler": parts.scheduler.state_dict() if parts.scheduler is not None else None,
         "fit_state": state.state_dict(),
         "rng": backend.get_rng_state(),
     }
 
 
+# --------------------------------------------------------------------------- 5. results
+def report(plan: Plan, run_data: RunData, parts: TrainingParts, state: FitState, folder: RunFolder) -> dict:
+    """Evaluate the test set once (with the best weights, which ``fit`` restored) and write the results."""
+    config = plan.config
+    if state.epoch == 0 or not state.history:
+        raise RuntimeError("no epoch was trained")
+    train_seconds = sum(record["seconds"] for record in state.history)
+    test = evaluate(parts.model, run_data.test_loader, return_predictions=True)
+    metrics = {
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "epochs": state.epoch,
+        "best_epoch": state.best_epoch or state.epoch,
+        "best_val_accuracy": state.best_val_accuracy if state.best_epoch else None,
+        "train_seconds": train_seconds,
+        "wall_seconds": time.perf_counter() - parts.started,
+        "images_per_second": float(np.mean([r["images_per_second"] for r in state.history])),
+        "model": config.model,
+        "parameters": models.count_parameters(parts.model),
+        "dataset": config.dataset,
+        "device": config.device,
+    }
+    try:
+        write_json(folder.path / "history.json", state.history)
+        write_json(folder.path / "metrics.json", metrics)
+        _plots(folder.path, state.history, test, run_data.test_set, run_data.meta)
+    except OSError as error:
+        raise RunFailed(f"{error}; training finished and {_what_survived(folder, state.epoch)} (the test accuracy "
+                        f"was {100 * test['accuracy']:.2f}%)") from None
+    if config.progress:
+        print(f"test accuracy {100 * test['accuracy']:.2f}%  test loss {test['loss']:.4f}  "
+              f"({state.epoch} epochs, {train_seconds:.1f}s training)  -> {folder.path}")
+    return metrics
+
+
+def write_json(path: Path, value) -> None:
+    """Write strict JSON: a nan or inf (a loss that overflowed) is written as null."""
+    text = json.dumps(_finite(value), indent=2, allow_nan=False)
+    atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _plots(out_dir: Path, history, test: dict, test_set, meta: dict) -> None:
+    viz.plot_history(history, out_dir / "curves.png", title=f"{meta['model']} on {meta['dataset']}")
+    viz.plot_confusion_matrix(test["labels"], test["predictions"], meta["classes"], out_dir / "confusion_matrix.png")
+    # a grid of test images: the mistakes first, then correct ones
+    wrong = np.flatnonzero(test["predictions"] != test["labels"])
+    right = np.flatnonzero(test["predictions"] == test["labels"])
+    shown = np.concatenate([wrong[:18], right[: 36 - min(len(wrong), 18)]])
+    viz.plot_predictions(test_set.images[shown], test["labels"][shown], test["predictions"][shown], meta["classes"],
+                         out_dir / "predictions.png", probs=test["probabilities"][shown].max(axis=1))
+
+
+# --------------------------------------------------------------------------- checkpoints, for eval and predict
 def load_checkpoint(path) -> dict:
     """Read a run's checkpoint (a file, or a run directory holding ``checkpoint.npz``)."""
     path = Path(path)
     if path.is_dir():
+        if not (path / "checkpoint.npz").is_file():
+            raise CheckpointError(f"{path} holds no checkpoint.npz: give a run folder written by tinycnn train, "
+                                  f"or a checkpoint file")
         path = path / "checkpoint.npz"
     checkpoint = load(path)
     missing = [k for k in ("config", "meta", "model") if not isinstance(checkpoint, dict) or k not in checkpoint]
@@ -231,125 +515,3 @@ def prepare_images(images_uint8: np.ndarray, meta: dict, device: str = "cpu"):
     batch = backend.to_device(images_uint8, device)
     _, eval_transform = build_transforms(RunConfig(augment="none"), meta["mean"], meta["std"], meta["image_shape"][1])
     return Tensor.from_op(eval_transform(batch).astype(xp.float32), None)
-
-
-# --------------------------------------------------------------------------- the run
-def run_training(config: RunConfig, resume=None) -> dict:
-    """Train as configured (or continue the checkpoint ``resume``); returns the test metrics."""
-    checkpoint = None
-    if resume is not None:
-        checkpoint = load_checkpoint(resume)
-        saved = RunConfig(**checkpoint["config"])
-        if config.model is not None and config.model != saved.model:
-            raise CheckpointError(f"cannot resume: the checkpoint trained model {saved.model!r}, not {config.model!r}")
-        if config.dataset != saved.dataset and config.dataset != "shapes":
-            raise CheckpointError(f"cannot resume: the checkpoint trained on {saved.dataset!r}, not {config.dataset!r}")
-        # keep the checkpoint's recipe; a larger --epochs extends the run, --out/--device may change
-        if config.epochs is not None and config.epochs != saved.epochs and saved.schedule == "onecycle":
-            raise CheckpointError(f"cannot resume with --epochs {config.epochs}: this run's one-cycle schedule "
-                                  f"was laid out for {saved.epochs} epochs")
-        saved.epochs = config.epochs or saved.epochs
-        saved.out = config.out or saved.out
-        saved.device, saved.progress = config.device, config.progress
-        config = saved
-    config = config.resolved()
-    out_dir = Path(config.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    backend.manual_seed(config.seed)
-
-    train_full = load_dataset(config, train=True)
-    test_set = load_dataset(config, train=False)
-    if config.train_size is not None and config.train_size < len(train_full):
-        train_full = data.Subset(train_full, np.arange(config.train_size))
-    if config.val_split >= len(train_full):
-        raise ValueError(f"val_split {config.val_split} leaves no training images (the training set has {len(train_full)})")
-    if config.val_split > 0:
-        train_set, val_set = data.random_split(train_full, [len(train_full) - config.val_split, config.val_split],
-                                               seed=config.seed)
-    else:
-        train_set, val_set = train_full, None
-    image_shape = tuple(int(n) for n in train_set.images.shape[1:])
-    mean, std = channel_stats(train_set.images)
-    meta = {"classes": list(train_full.classes), "image_shape": list(image_shape), "mean": list(mean), "std": list(std),
-            "dataset": config.dataset, "model": config.model}
-    train_transform, eval_transform = build_transforms(config, mean, std, image_shape[1])
-    loader = dict(batch_size=config.batch_size, device=config.device)
-    train_loader = data.DataLoader(train_set, shuffle=True, seed=config.seed, transform=train_transform, **loader)
-    val_loader = data.DataLoader(val_set, transform=eval_transform, **loader) if val_set is not None else None
-    test_loader = data.DataLoader(test_set, transform=eval_transform, **loader)
-
-    model = build_model(config.model, len(train_full.classes), image_shape[0], image_shape[1]).to(config.device)
-    optimizer = build_optimizer(config, model)
-    scheduler, per_batch = build_schedule(config, optimizer, len(train_loader))
-    state = FitState()
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        if scheduler is not None and checkpoint.get("scheduler") is not None:
-            scheduler.load_state_dict(checkpoint["scheduler"])
-        state = FitState.from_state_dict(checkpoint["fit_state"])
-        backend.set_rng_state(checkpoint["rng"])
-
-    checkpoint_path = out_dir / "checkpoint.npz"
-    n_params = models.count_parameters(model)
-    if config.progress:
-        print(f"{config.model}: {n_params:,} parameters | {config.dataset}: {len(train_set):,} train, "
-              f"{len(val_set) if val_set else 0:,} val, {len(test_set):,} test | device {config.device}")
-
-    def save_checkpoint(fit_state):
-        save(_checkpoint(config, model, optimizer, scheduler, fit_state, meta), checkpoint_path)
-
-    start = time.perf_counter()
-    state = fit(model, train_loader, optimizer, config.epochs, val_loader=val_loader, scheduler=scheduler,
-                step_scheduler_per_batch=per_batch, state=state, on_epoch_end=save_checkpoint,
-                progress=config.progress, loss_fn=_loss(config))
-    train_seconds = sum(record["seconds"] for record in state.history)
-    if state.epoch == 0 or not state.history:
-        raise RuntimeError("no epoch was trained")
-
-    test = evaluate(model, test_loader, return_predictions=True)
-    metrics = {
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
-        "epochs": state.epoch,
-        "best_epoch": state.best_epoch or state.epoch,
-        "best_val_accuracy": state.best_val_accuracy if state.best_epoch else None,
-        "train_seconds": train_seconds,
-        "wall_seconds": time.perf_counter() - start,
-        "images_per_second": float(np.mean([r["images_per_second"] for r in state.history])),
-        "model": config.model,
-        "parameters": n_params,
-        "dataset": config.dataset,
-        "device": config.device,
-    }
-    _write_json(out_dir / "history.json", state.history)
-    _write_json(out_dir / "metrics.json", metrics)
-    _plots(out_dir, state.history, test, test_set, meta)
-    if config.progress:
-        print(f"test accuracy {100 * test['accuracy']:.2f}%  test loss {test['loss']:.4f}  "
-              f"({state.epoch} epochs, {train_seconds:.1f}s training)  -> {out_dir}")
-    return metrics
-
-
-def _loss(config: RunConfig):
-    from .functional import cross_entropy
-
-    if config.label_smoothing == 0:
-        return cross_entropy
-    return lambda logits, target: cross_entropy(logits, target, label_smoothing=config.label_smoothing)
-
-
-def _write_json(path: Path, value) -> None:
-    text = json.dumps(value, indent=2)
-    atomic_write(path, lambda file: file.write(text.encode("utf-8")))
-
-
-def _plots(out_dir: Path, history, test: dict, test_set, meta: dict) -> None:
-    viz.plot_history(history, out_dir / "curves.png", title=f"{meta['model']} on {meta['dataset']}")
-    viz.plot_confusion_matrix(test["labels"], test["predictions"], meta["classes"], out_dir / "confusion_matrix.png")
-    # a grid of test images: the mistakes first, then correct ones
-    wrong = np.flatnonzero(test["predictions"] != test["labels"])
-    right = np.flatnonzero(test["predictions"] == test["labels"])
-    shown = np.concatenate([wrong[:18], right[: 36 - min(len(wrong), 18)]])
-    viz.plot_predictions(test_set.images[shown], test["labels"][shown], test["predictions"][shown], meta["classes"],
-                         out_dir / "predictions.png", probs=test["probabilities"][shown].max(axis=1))

@@ -6,7 +6,8 @@ such as ``{"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 
 Arrays go into the archive as ordinary ``.npy`` members (so ``numpy.load`` can
 read them too); everything else goes into one JSON member, ``__tinycnn__.json``,
 which also records where each array belongs. No pickle is involved, so loading a
-file cannot run code.
+file cannot run code. That JSON is strict: a nan or infinite number is stored as
+``{"__float__": "nan"}`` and comes back as the same float.
 
 The file is written to a temporary name in the same directory and renamed
 only when complete (:mod:`tinycnn.atomic`), so an interrupted save never
@@ -16,6 +17,7 @@ replaces a good checkpoint.
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -57,6 +59,8 @@ def _split(obj, arrays: dict, where: str):
         }
     if isinstance(obj, (list, tuple)):
         return {"__list__": [_split(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)], "tuple": isinstance(obj, tuple)}
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {"__float__": repr(obj)}  # 'nan', 'inf', '-inf': strict JSON has no such numbers
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     raise TypeError(f"save: cannot store a {type(obj).__name__} at {where}; use arrays, numbers, strings, lists and dicts")
@@ -66,6 +70,8 @@ def _join(node, arrays):
     if isinstance(node, dict):
         if "__array__" in node:
             return arrays[node["__array__"]]
+        if "__float__" in node:
+            return float(node["__float__"])
         if "__dict__" in node:
             pairs = [(k, _join(v, arrays)) for k, v in node["__dict__"]]
             return OrderedDict(pairs) if node.get("ordered") else dict(pairs)
@@ -85,7 +91,7 @@ def save(obj, path) -> Path:
         path = path.with_name(path.name + ".npz")
     arrays: dict = {}
     tree = _split(obj, arrays, "checkpoint")
-    meta = json.dumps({"format": FORMAT, "version": VERSION, "tree": tree})
+    meta = json.dumps({"format": FORMAT, "version": VERSION, "tree": tree}, allow_nan=False)
     arrays[_META] = np.frombuffer(meta.encode("utf-8"), dtype=np.uint8)
     return atomic_write(path, lambda file: np.savez(file, **arrays))
 
@@ -95,6 +101,13 @@ def load(path):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    with open(path, "rb") as file:
+        start = file.read(16)
+    if not start.startswith(b"PK"):  # not a zip: np.load would try it as a pickle and talk about allow_pickle
+        raise CheckpointError(f"{path} is not a tinycnn checkpoint: a checkpoint is an .npz (zip) archive, this file "
+                              f"starts with {start!r}")
     try:
         with np.load(path, allow_pickle=False) as archive:
             if _META not in archive.files:

@@ -19,6 +19,7 @@ host-device copy per batch); they are read once at its end.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -29,7 +30,25 @@ from . import backend
 from .functional import cross_entropy
 from .tensor import no_grad
 
-__all__ = ["FitState", "fit", "train_one_epoch", "evaluate", "predict"]
+__all__ = ["FitState", "TrainingDiverged", "fit", "train_one_epoch", "evaluate", "predict"]
+
+
+class TrainingDiverged(ArithmeticError):
+    """The training loss stopped being a finite number: the weights are ruined from here on.
+
+    Attributes: ``epoch`` (1-based; 0 when unknown), ``step`` (the batch, 1-based, at
+    which the loss was seen to be non-finite), ``steps`` (batches in the epoch),
+    ``loss`` (the value seen: nan or inf).
+    """
+
+    def __init__(self, step: int, steps: int, loss: float, epoch: int = 0):
+        super().__init__(step, steps, loss, epoch)
+        self.step, self.steps, self.loss, self.epoch = step, steps, loss, epoch
+
+    def __str__(self) -> str:
+        where = f"epoch {self.epoch}, step {self.step} of {self.steps}" if self.epoch else \
+            f"step {self.step} of {self.steps}"
+        return f"training diverged: the loss became {self.loss} at {where}"
 
 
 @dataclass
@@ -72,10 +91,15 @@ def train_one_epoch(model, loader, optimizer, loss_fn=None, scheduler=None, prog
 
     ``scheduler`` (optional) is stepped after every batch: pass a per-step
     schedule such as OneCycleLR here, and step per-epoch schedules yourself.
+
+    Raises :class:`TrainingDiverged` as soon as the loss is seen to be nan or inf
+    (checked every step on the CPU; every 10th step on a GPU, where reading a value
+    waits for the device), so a diverged run never trains on, nor reports an accuracy.
     """
     loss_fn = loss_fn or cross_entropy
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
+    check_every = None
     start = time.perf_counter()
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch", dynamic_ncols=True)
     for step, (images, labels) in enumerate(bar):
@@ -88,6 +112,11 @@ def train_one_epoch(model, loader, optimizer, loss_fn=None, scheduler=None, prog
             scheduler.step()
         batch_loss, batch_correct = _batch_counts(logits, labels, loss)
         loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + labels.shape[0]
+        if check_every is None:
+            check_every = 1 if backend.get_array_module(loss.data) is np else 10
+        if step % check_every == check_every - 1 or step == len(loader) - 1:
+            if not math.isfinite(float(loss_sum)):  # a nan or inf stays in the running sum
+                raise TrainingDiverged(step + 1, len(loader), float(loss_sum))
         if progress and (step % 10 == 0 or step == len(loader) - 1):  # reading a value syncs the GPU: not every step
             elapsed = time.perf_counter() - start
             bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{100 * float(correct) / seen:.2f}%",
@@ -168,6 +197,9 @@ def fit(model, train_loader, optimizer, epochs: int, val_loader=None, scheduler=
         on_epoch_end: called as ``on_epoch_end(state)`` after each epoch, e.g. to
             save a checkpoint.
 
+    Raises :class:`TrainingDiverged` (naming the epoch and step) when the loss
+    becomes nan or inf; ``state`` then still describes the last complete epoch.
+
     Returns the final :class:`FitState` (``state.history`` holds every epoch).
     """
     state = state or FitState()
@@ -175,9 +207,13 @@ def fit(model, train_loader, optimizer, epochs: int, val_loader=None, scheduler=
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch - 1)  # the shuffle order depends on (seed, epoch) only
         lr = optimizer.param_groups[0]["lr"]
-        train = train_one_epoch(model, train_loader, optimizer, loss_fn,
-                                scheduler if step_scheduler_per_batch else None,
-                                progress=progress, desc=f"epoch {epoch}/{epochs}")
+        try:
+            train = train_one_epoch(model, train_loader, optimizer, loss_fn,
+                                    scheduler if step_scheduler_per_batch else None,
+                                    progress=progress, desc=f"epoch {epoch}/{epochs}")
+        except TrainingDiverged as diverged:
+            diverged.epoch = epoch  # the epoch is known here, not inside the epoch
+            raise
         if scheduler is not None and not step_scheduler_per_batch:
             scheduler.step()
         record = {"epoch": epoch, "lr": lr, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
