@@ -89,10 +89,14 @@ def test_bad_arguments_give_one_line_errors(run_dir, tmp_path, capsys):
     damaged = tmp_path / "damaged.npz"
     damaged.write_bytes((run_dir / "checkpoint.npz").read_bytes()[:1000])
     one_line_error(capsys, ["eval", "--checkpoint", str(damaged)], "damaged")
-    one_line_error(capsys, ["predict", "--checkpoint", str(run_dir), str(tmp_path / "nope.png")], "does not exist")
+    # predict reports a bad input on its own line and says how many failed, in one stderr line
+    one_line_error(capsys, ["predict", "--checkpoint", str(run_dir), str(tmp_path / "nope.png")],
+                   "1 of 1 inputs could not be classified")
     not_image = tmp_path / "text.png"
     not_image.write_text("hello")
-    one_line_error(capsys, ["predict", "--checkpoint", str(run_dir), str(not_image)], "cannot read")
+    assert main(["predict", "--checkpoint", str(run_dir), str(not_image), str(tmp_path / "nope.png")]) == 1
+    out = capsys.readouterr().out
+    assert "text.png: error: not an image file Pillow can read" in out and "nope.png: error: no such file" in out
     one_line_error(capsys, ["predict", "--checkpoint", str(run_dir)], "required")
 
 

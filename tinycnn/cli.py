@@ -2,7 +2,7 @@
 
     tinycnn train [options]                 train a model (default: a small CNN on built-in shapes)
     tinycnn eval --checkpoint RUN           re-evaluate a trained model on the test set
-    tinycnn predict --checkpoint RUN IMG..  classify image files
+    tinycnn predict --checkpoint RUN PATH.. classify image files and folders
     tinycnn info                            versions and the devices this machine offers
 
 Every bad argument or missing file ends in a one-line error, not a traceback
@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import sys
-from pathlib import Path
 
 from .config import Number
 
@@ -43,16 +42,21 @@ def _train(args) -> int:
 
 def _eval(args) -> int:
     from . import data
-    from .runner import RunConfig, build_transforms, load_checkpoint, load_dataset, model_from_checkpoint
+    from .runner import RunConfig, build_transforms, load_checkpoint, model_from_checkpoint, prepare_data
     from .train import evaluate
 
     checkpoint = load_checkpoint(args.checkpoint)
-    meta, saved = checkpoint["meta"], RunConfig(**checkpoint["config"])
-    if args.data_dir is not None:
-        saved.data_dir = args.data_dir
-    saved.download = args.download
+    saved = RunConfig(**checkpoint["config"])
+    if saved.dataset not in ("shapes", "mnist", "fashion-mnist", "cifar10", "images"):
+        raise UserError(f"{args.checkpoint} records no data set to evaluate on (a model saved with "
+                        f"tinycnn.save_model); evaluate it with tinycnn predict on a labelled folder")
+    for name in ("data_dir", "images"):  # data that has moved since training
+        if getattr(args, name) is not None:
+            setattr(saved, name, getattr(args, name))
+    saved.download, saved.progress = args.download, False
     model = model_from_checkpoint(checkpoint, args.device, weights="last" if args.last else "best")
-    test_set = load_dataset(saved, train=False)
+    test_set = prepare_data(saved).test_set  # the same test part as in training (own images: the same split)
+    meta = checkpoint["meta"]
     _, eval_transform = build_transforms(saved, meta["mean"], meta["std"], meta["image_shape"][1])
     loader = data.DataLoader(test_set, batch_size=args.batch_size, device=args.device, transform=eval_transform)
     result = evaluate(model, loader)
@@ -61,41 +65,75 @@ def _eval(args) -> int:
 
 
 def _predict(args) -> int:
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    from .runner import load_checkpoint, model_from_checkpoint, prepare_images
-    from .train import predict
+    from .predict_files import classify_files, collect_inputs, polarity_warning
+    from .runner import load_checkpoint, model_from_checkpoint
 
     checkpoint = load_checkpoint(args.checkpoint)
     meta = checkpoint["meta"]
-    channels, height, width = meta["image_shape"]
-    model = model_from_checkpoint(checkpoint, args.device)
-    batch = []
-    for name in args.images:
-        path = Path(name)
-        if not path.is_file():
-            raise UserError(f"image file {name!r} does not exist")
-        try:
-            with Image.open(path) as image:
-                image = image.convert("L" if channels == 1 else "RGB")
-                # Shrinking averages each output pixel's area (BOX), as a camera pixel does and as
-                # MNIST's digits were made; enlarging interpolates (BILINEAR).
-                shrink = image.width >= width and image.height >= height
-                image = image.resize((width, height), Image.BOX if shrink else Image.BILINEAR)
-                array = np.asarray(image, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError) as error:
-            raise UserError(f"cannot read {name!r} as an image ({error})") from None
-        array = array[None] if channels == 1 else array.transpose(2, 0, 1)
-        batch.append(255 - array if args.invert else array)
-    probabilities = predict(model, prepare_images(np.stack(batch), meta, args.device))
     classes = meta["classes"]
-    top = min(args.top, len(classes))
-    for name, probs in zip(args.images, probabilities):
-        order = np.argsort(-probs)[:top]
-        ranked = ", ".join(f"{classes[i]} {100 * probs[i]:.1f}%" for i in order)
-        print(f"{name}: {ranked}")
+    model = model_from_checkpoint(checkpoint, args.device)
+    items = classify_files(model, meta, collect_inputs(args.paths, classes), args.device, args.invert, args.top)
+    for item in items:
+        if item.error is not None:
+            print(f"{item.path}: error: {item.error}")
+        else:
+            print(f"{item.path}: " + ", ".join(f"{name} {100 * p:.1f}%" for name, p in item.top))
+    warning = polarity_warning(items, meta, args.invert)
+    if warning:
+        print(warning, file=sys.stderr)
+    labelled = [item for item in items if item.label is not None and item.error is None]
+    if labelled:
+        _labelled_summary(labelled, classes, args.confusion_matrix)
+    if args.csv:
+        _write_csv(args.csv, items, args.top)
+    if args.json:
+        _write_json(args.json, items)
+    failed = sum(item.error is not None for item in items)
+    if failed:
+        print(f"tinycnn predict: {failed} of {len(items)} inputs could not be classified (see their lines)",
+              file=sys.stderr)
+        return 1
     return 0
+
+
+def _labelled_summary(labelled, classes, confusion_path) -> None:
+    import numpy as np
+
+    from . import viz
+
+    truth = np.array([classes.index(item.label) for item in labelled])
+    guess = np.array([classes.index(item.top[0][0]) for item in labelled])
+    print(f"accuracy {100 * np.mean(truth == guess):.2f}% on {len(labelled)} labelled images")
+    viz.plot_confusion_matrix(truth, guess, classes, confusion_path)
+    print(f"confusion matrix -> {confusion_path}")
+
+
+def _write_csv(path, items, top) -> None:
+    import csv
+    import io
+
+    from .atomic import atomic_write
+
+    text = io.StringIO()
+    writer = csv.writer(text)
+    header = ["file", "label", "prediction", "probability"]
+    for rank in range(2, top + 1):
+        header += [f"class_{rank}", f"probability_{rank}"]
+    writer.writerow(header + ["error"])
+    for item in items:
+        ranked = [value for name, p in item.top for value in (name, f"{p:.6f}")]
+        ranked += [""] * (2 * top - len(ranked))
+        writer.writerow([str(item.path), item.label or "", *ranked, item.error or ""])
+    atomic_write(path, lambda file: file.write(text.getvalue().encode("utf-8")))
+
+
+def _write_json(path, items) -> None:
+    from .atomic import atomic_write
+
+    records = [{"file": str(item.path), "label": item.label, "error": item.error,
+                "top": [{"class": name, "probability": p} for name, p in item.top]} for item in items]
+    text = json.dumps(records, indent=1, allow_nan=False)
+    atomic_write(path, lambda file: file.write(text.encode("utf-8")))
 
 
 def _info(args) -> int:
@@ -139,18 +177,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="evaluate a trained model on its test set")
     evaluate.add_argument("--checkpoint", required=True, help="a checkpoint.npz or the run directory holding it")
-    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--data-dir", help="where the data set is now, if it has moved")
+    evaluate.add_argument("--images", metavar="DIR", help="where the run's image folder is now, if it has moved")
     evaluate.add_argument("--download", action="store_true")
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument("--batch-size", type=_positive_int, default=500)
     evaluate.add_argument("--last", action="store_true", help="use the last epoch's weights, not the best on validation")
     evaluate.set_defaults(handler=_eval)
 
-    predict = commands.add_parser("predict", help="classify image files with a trained model")
-    predict.add_argument("--checkpoint", required=True, help="a checkpoint.npz or the run directory holding it")
-    predict.add_argument("images", nargs="+", metavar="IMAGE", help="PNG/JPEG files, any size or mode")
+    predict = commands.add_parser("predict", help="classify image files and folders with a trained model")
+    predict.add_argument("--checkpoint", required=True, help="a run folder or its checkpoint.npz")
+    predict.add_argument("paths", nargs="+", metavar="PATH",
+                         help="image files (PNG, JPEG, BMP, GIF, WebP, TIFF; any size or mode) and folders (searched "
+                              "recursively; sub-folders named after classes give accuracy)")
     predict.add_argument("--top", type=_positive_int, default=3, help="how many classes to show (default 3)")
     predict.add_argument("--invert", action="store_true", help="invert grey levels (dark digits on white paper)")
+    predict.add_argument("--csv", metavar="FILE", help="write every result (file, top classes, probabilities) as CSV")
+    predict.add_argument("--json", metavar="FILE", help="write every result as JSON")
+    predict.add_argument("--confusion-matrix", metavar="FILE", default="confusion_matrix.png",
+                         help="where a labelled folder's confusion matrix goes (default confusion_matrix.png)")
     predict.add_argument("--device", default="cpu")
     predict.set_defaults(handler=_predict)
 

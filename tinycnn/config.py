@@ -42,6 +42,9 @@ DATASETS = {
                           schedule="cosine", val_split=5000, augment="none"),
     "cifar10": dict(model="resnet20", epochs=182, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=1e-4,
                     schedule="multistep", val_split=5000, augment="crop,flip"),
+    # your own images (--images DIR): validation and, without a test/ folder, test are 10% each, by class
+    "images": dict(model="small_cnn", epochs=15, batch_size=32, optimizer="adam", lr=3e-3, weight_decay=0.0,
+                   schedule="onecycle", augment="crop"),
 }
 
 OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw")
@@ -102,8 +105,18 @@ def setting(help: str, *, on_resume: str, default=None, type=None, choices=None,
 class RunConfig:
     """The settings of one run. ``None`` means "not given": the data set's recipe or the default applies."""
 
-    dataset: str | None = setting("data set (default: shapes)", on_resume=FIXED, default="shapes",
-                                  choices=tuple(DATASETS))
+    dataset: str | None = setting("data set (default: shapes; images with --images)", on_resume=FIXED,
+                                  default="shapes", choices=tuple(DATASETS))
+    images: str | None = setting("a folder of your own images: one sub-folder per class (or train/ and test/ "
+                                 "holding them)", on_resume=CHANGEABLE, metavar="DIR")
+    image_size: int | None = setting("--images: the side images are resized to (default 32)", on_resume=FIXED,
+                                     default=32, type=Number(int, at_least=8))
+    channels: int | None = setting("--images: 1 (grey) or 3 (RGB) (default: 1 if every image is grey)",
+                                   on_resume=FIXED, type=Number(int, at_least=1), choices=(1, 3))
+    resize: str | None = setting("--images: crop (shorter side to the size, centre crop; default) or stretch",
+                                 on_resume=FIXED, default="crop", choices=("crop", "stretch"))
+    strict: bool | None = setting("--images: stop at an unreadable file instead of skipping it", on_resume=CHANGEABLE,
+                                  default=False)
     model: str | None = setting("model (default: per data set)", on_resume=FIXED)
     data_dir: str | None = setting("folder holding mnist/, fashion-mnist/, cifar10/ (default: $TINYCNN_DATA or "
                                    "~/.cache/tinycnn)", on_resume=CHANGEABLE)
@@ -128,6 +141,10 @@ class RunConfig:
                                      type=Number(int, at_least=1))
     device: str | None = setting("cpu, cuda or cuda:N (default: cpu)", on_resume=CHANGEABLE, default="cpu")
     seed: int | None = setting("random seed (default 0)", on_resume=FIXED, default=0, type=int)
+    init_from: str | None = setting("start from the weights of this run folder or checkpoint (fine-tuning): every "
+                                    "weight whose name and shape match is loaded", on_resume=FIXED, metavar="RUN")
+    freeze: str | None = setting("comma list of parameter-name prefixes kept fixed while training, e.g. features",
+                                 on_resume=FIXED, metavar="PREFIXES")
     out: str | None = setting("run folder (default: runs/DATASET-MODEL, numbered -2, -3, ... if that holds a run)",
                               on_resume=CHANGEABLE)
     progress: bool | None = setting("no progress bar, only the final accuracy", on_resume=CHANGEABLE, default=True,
@@ -139,7 +156,11 @@ class RunConfig:
 
     def resolved(self) -> "RunConfig":
         """A copy with every unset field filled (recipe of the data set, then the field's default), checked."""
-        dataset = self.dataset if self.dataset is not None else "shapes"
+        dataset = self.dataset if self.dataset is not None else ("images" if self.images is not None else "shapes")
+        if (dataset == "images") != (self.images is not None):
+            raise ValueError("--images DIR trains on a folder of your own images; it does not combine with "
+                             f"--dataset {dataset}" if self.images is not None else
+                             "--dataset images needs the folder: --images DIR")
         if dataset not in DATASETS:
             raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
         recipe = DATASETS[dataset]
@@ -162,7 +183,7 @@ class RunConfig:
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(models.MODELS)}")
         for f in dataclasses.fields(self):
             value, choices, kind = getattr(self, f.name), f.metadata["choices"], f.metadata["type"]
-            if choices and value not in choices:
+            if choices and value is not None and value not in choices:
                 raise ValueError(f"unknown {f.name} {value!r}; choose one of {', '.join(choices)}")
             if isinstance(kind, Number) and value is not None:
                 problem = kind.problem(value)
@@ -175,8 +196,9 @@ class RunConfig:
         backend.parse_device(self.device)
 
     def default_out(self) -> Path:
-        """``runs/DATASET-MODEL``: the run folder when ``out`` is not given (before numbering)."""
-        return Path("runs") / f"{self.dataset}-{self.model}"
+        """``runs/DATASET-MODEL`` (``runs/FOLDER-MODEL`` for own images): the run folder when ``out`` is not given."""
+        name = Path(self.images).resolve().name if self.dataset == "images" else self.dataset
+        return Path("runs") / f"{name}-{self.model}"
 
 
 def augment_names(augment: str | None) -> list:

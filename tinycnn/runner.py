@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend, data, models, optim, viz
+from . import backend, data, finetune, models, optim, viz
 from .config import AUGMENTATIONS, CHANGEABLE, DATASETS, FIXED, OPTIMIZERS, SCHEDULES, RunConfig, augment_names
 from .data import transforms as T
 from .run_folder import RunFolder, RunFolderError, holds_run, next_free
@@ -44,7 +44,7 @@ from .train import FitState, TrainingDiverged, evaluate, fit
 
 __all__ = ["RunConfig", "DATASETS", "OPTIMIZERS", "SCHEDULES", "AUGMENTATIONS", "RunFailed", "Plan",
            "run_training", "plan_run", "prepare_data", "build_training", "train", "report",
-           "load_checkpoint", "build_model", "prepare_images", "loss_function"]
+           "load_checkpoint", "build_model", "prepare_images", "loss_function", "save_model"]
 
 
 class RunFailed(RuntimeError):
@@ -178,7 +178,7 @@ class RunData:
 
 
 def load_dataset(config: RunConfig, train: bool):
-    """The training or test part of the configured data set."""
+    """The training or test part of a built-in data set."""
     name = config.dataset
     if name == "shapes":  # drawn on the fly: draw only as many as the run uses
         return data.Shapes(train=train, n=config.train_size if train else 2000, seed=config.seed)
@@ -186,34 +186,59 @@ def load_dataset(config: RunConfig, train: bool):
     return cls(root=config.data_dir, train=train, download=config.download)
 
 
+def load_image_folder(config: RunConfig):
+    """(training images, test images or None) of ``--images DIR``: its train/ and test/ (or val/), or the
+    whole folder (the test part is then held out by :func:`prepare_data`)."""
+    layout = data.folder_layout(config.images)
+    options = dict(image_size=config.image_size, resize=config.resize, strict=config.strict,
+                   progress=None if config.progress else False)  # None: a bar for large folders
+    train_full = data.ImageFolder(layout["train"], channels=config.channels, **options)
+    test_set = None
+    if layout["test"] is not None:
+        test_set = data.ImageFolder(layout["test"], channels=int(train_full.images.shape[1]),
+                                    classes=train_full.classes, **options)
+    return train_full, test_set
+
+
+def _held_out_count(config_value, n: int, classes: int) -> int:
+    """A configured count, or 10% of ``n`` (at least one image per class) when not configured."""
+    return config_value if config_value is not None else max(classes, round(0.1 * n))
+
+
 def prepare_data(config: RunConfig, checkpoint: dict | None = None) -> RunData:
     """Load the data, split off validation (seeded), and make the loaders.
 
+    Own images (``config.images``) are split by class (each part keeps the class
+    shares); without a test folder a test part is held out the same way first.
     Resuming, the data must be the data the run trained on: the same classes and
     number of training images (when the data has moved, pass its new ``data_dir``).
     """
     try:
-        train_full = load_dataset(config, train=True)
-        test_set = load_dataset(config, train=False)
+        if config.dataset == "images":
+            train_full, test_set = load_image_folder(config)
+        else:
+            train_full, test_set = load_dataset(config, train=True), load_dataset(config, train=False)
     except FileNotFoundError as error:
         if checkpoint is None:
             raise
         raise FileNotFoundError(f"{error} (resuming: if the data has moved, say where it is now with "
                                 f"--data-dir)") from None
+    split = data.stratified_split if config.dataset == "images" else data.random_split
+    if test_set is None:  # own images without a test/ folder
+        n_test = _held_out_count(None, len(train_full), len(train_full.classes))
+        train_full, test_set = _split(train_full, n_test, config.seed + 1, split, "test")
     if config.train_size is not None and config.train_size < len(train_full):
         train_full = data.Subset(train_full, np.arange(config.train_size))
-    if config.val_split >= len(train_full):
-        raise ValueError(f"val_split {config.val_split} leaves no training images (the training set has "
-                         f"{len(train_full)})")
-    if config.val_split > 0:
-        train_set, val_set = data.random_split(train_full, [len(train_full) - config.val_split, config.val_split],
-                                               seed=config.seed)
+    n_val = _held_out_count(config.val_split, len(train_full), len(train_full.classes))
+    if n_val > 0:
+        train_set, val_set = _split(train_full, n_val, config.seed, split, "validation")
     else:
         train_set, val_set = train_full, None
     image_shape = tuple(int(n) for n in train_set.images.shape[1:])
     mean, std = channel_stats(train_set.images)
     meta = {"classes": list(train_full.classes), "image_shape": list(image_shape), "mean": list(mean),
-            "std": list(std), "dataset": config.dataset, "model": config.model, "train_images": len(train_set)}
+            "std": list(std), "dataset": config.dataset, "model": config.model, "train_images": len(train_set),
+            "resize": config.resize, "background": border_colour(train_set.images)}
     if checkpoint is not None:
         _check_same_data(checkpoint["meta"], meta, config)
     train_transform, eval_transform = build_transforms(config, mean, std, image_shape[1])
@@ -225,6 +250,24 @@ def prepare_data(config: RunConfig, checkpoint: dict | None = None) -> RunData:
         test_loader=data.DataLoader(test_set, transform=eval_transform, **loader),
         meta=meta,
     )
+
+
+def _split(dataset, held_out: int, seed: int, split, part: str):
+    if held_out >= len(dataset):
+        raise ValueError(f"the {part} split of {held_out} images leaves no training images (there are "
+                         f"{len(dataset)})")
+    if split is data.random_split:
+        return split(dataset, [len(dataset) - held_out, held_out], seed=seed)
+    return split(dataset, held_out, seed=seed)
+
+
+def border_colour(images: np.ndarray) -> list:
+    """The median colour of the images' outermost pixels, per channel: what a picture's background is
+    (black for MNIST's digits). ``predict`` composites transparent inputs onto it."""
+    c = images.shape[1]
+    border = np.concatenate([images[:, :, 0, :], images[:, :, -1, :], images[:, :, :, 0], images[:, :, :, -1]],
+                            axis=2)
+    return [int(v) for v in np.median(border.transpose(1, 0, 2).reshape(c, -1), axis=1)]
 
 
 def _check_same_data(saved: dict, found: dict, config: RunConfig) -> None:
@@ -284,7 +327,16 @@ def build_training(plan: Plan, run_data: RunData) -> TrainingParts:
     """
     config, checkpoint, meta = plan.config, plan.checkpoint, run_data.meta
     model = build_model(config.model, len(meta["classes"]), meta["image_shape"][0], meta["image_shape"][1])
+    if checkpoint is None and config.init_from is not None:  # fine-tuning: the matching weights of another model
+        report = finetune.load_matching(model, finetune.weights_from(config.init_from))
+        if config.progress:
+            print(report.describe(config.init_from))
     model = model.to(config.device)
+    if config.freeze:
+        frozen = finetune.freeze(model, config.freeze)
+        if config.progress and checkpoint is None:
+            print(f"frozen: {len(frozen)} parameters ({config.freeze}); "
+                  f"{sum(1 for p in model.parameters() if p.requires_grad)} train")
     optimizer = build_optimizer(config, model)
     if checkpoint is None:
         scheduler, per_batch = build_schedule(config, optimizer, len(run_data.train_loader))
@@ -319,7 +371,7 @@ def build_model(name: str, num_classes: int, in_channels: int, image_size: int):
 
 
 def build_optimizer(config: RunConfig, model):
-    params = model.parameters()
+    params = [p for p in model.parameters() if p.requires_grad]  # frozen parts (--freeze) are not updated
     if config.optimizer in ("sgd", "nesterov"):
         return optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                          nesterov=config.optimizer == "nesterov")
@@ -490,8 +542,34 @@ def load_checkpoint(path) -> dict:
     checkpoint = load(path)
     missing = [k for k in ("config", "meta", "model") if not isinstance(checkpoint, dict) or k not in checkpoint]
     if missing:
-        raise CheckpointError(f"{path} is a tinycnn file but not a training checkpoint (missing {', '.join(missing)})")
+        raise CheckpointError(f"{path} is a tinycnn file but not a model checkpoint (missing {', '.join(missing)}): "
+                              f"weights saved with tinycnn.save do not say how to prepare an image for them; save "
+                              f"the model with tinycnn.save_model(path, model, name=..., classes=..., mean=..., "
+                              f"std=..., image_shape=...)")
     return checkpoint
+
+
+def save_model(path, model, *, name: str, classes, mean, std, image_shape, resize: str = "crop",
+               background=None) -> Path:
+    """Save a model trained in Python so that ``tinycnn predict``, ``eval`` and ``export`` can use it.
+
+    A checkpoint must say how to prepare an image for the model: ``name`` (its zoo
+    name, e.g. ``"lenet5"``, to rebuild it), ``classes`` (index = label),
+    ``image_shape`` (C, H, W), the normalisation ``mean`` and ``std`` per channel
+    on the [0, 1] scale, the ``resize`` policy and the ``background`` colour
+    transparent inputs are put on (default black).
+    """
+    image_shape = [int(n) for n in image_shape]
+    meta = {"classes": [str(c) for c in classes], "image_shape": image_shape, "mean": [float(m) for m in mean],
+            "std": [float(s) for s in std], "dataset": "custom", "model": name, "resize": resize,
+            "background": [int(v) for v in (background if background is not None else [0] * image_shape[0])]}
+    if len(meta["mean"]) != image_shape[0] or len(meta["std"]) != image_shape[0]:
+        raise ValueError(f"save_model: mean and std need one value per channel ({image_shape[0]}), got "
+                         f"{len(meta['mean'])} and {len(meta['std'])}")
+    checkpoint = {"config": {"model": name, "dataset": "custom", "resize": resize}, "meta": meta,
+                  "model": model.state_dict()}
+    model_from_checkpoint(checkpoint)  # refuses now, not at predict time, weights that do not fit the name
+    return save(checkpoint, path)
 
 
 def model_from_checkpoint(checkpoint: dict, device: str = "cpu", weights: str = "best"):

@@ -9,13 +9,15 @@
         ...
 
 Modules, one concept each: ``dataset`` (the common base class, Subset, random_split),
-``shapes`` (the built-in drawn set), ``mnist`` / ``cifar`` (the real sets), ``idx``
+``shapes`` (the built-in drawn set), ``mnist`` / ``cifar`` (the real sets), ``folder`` and ``images`` (your own images), ``idx``
 (MNIST's file format), ``paths`` (where files are looked for), ``download`` and
 ``checksum`` (verified downloads), ``loader``, ``transforms`` and ``affine``.
 """
 
 from .cifar import CIFAR10, CIFAR10_MEAN, CIFAR10_STD
-from .dataset import ImageDataset, Subset, random_split
+from .dataset import ImageDataset, Subset, random_split, stratified_split
+from .folder import ImageFolder, ImageFolderError, folder_layout
+from .images import ImageReadError, read_image
 from .download import download_file
 from .errors import ChecksumError, CorruptFileError, DatasetNotFoundError, DownloadError
 from .loader import DataLoader
@@ -28,7 +30,8 @@ from .transforms import (
 )
 
 __all__ = [
-    "ImageDataset", "Subset", "random_split", "Shapes", "MNIST", "FashionMNIST", "CIFAR10",
+    "ImageDataset", "Subset", "random_split", "stratified_split", "ImageFolder", "ImageFolderError", "folder_layout", "read_image",
+    "ImageReadError", "Shapes", "MNIST", "FashionMNIST", "CIFAR10",
     "DataLoader", "Compose", "ToFloat", "Normalize", "RandomCrop", "RandomHorizontalFlip", "RandomAffine",
     "RandomRotation", "RandomScale", "RandomTranslation", "Cutout",
     "download_file", "default_data_dir",

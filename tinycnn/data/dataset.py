@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import backend
 
-__all__ = ["ImageDataset", "Subset", "random_split"]
+__all__ = ["ImageDataset", "Subset", "random_split", "stratified_split"]
 
 
 class ImageDataset:
@@ -120,3 +120,29 @@ def random_split(dataset: ImageDataset, lengths, seed=None) -> list[Subset]:
     order = np.random.default_rng(seed).permutation(n)
     ends = np.cumsum(lengths)
     return [Subset(dataset, order[end - length: end]) for length, end in zip(lengths, ends)]
+
+
+def stratified_split(dataset: ImageDataset, held_out: int, seed=None) -> list[Subset]:
+    """``[rest, held_out]``: a random split whose held-out part keeps each class's share.
+
+    Own image folders are often unbalanced (300 cats, 40 dogs); a plain random
+    split of 34 images could hold no dog at all. Each class gives its share of
+    ``held_out`` (largest remainders rounded up), at least one image when it has two.
+    """
+    n = len(dataset)
+    if not 0 < held_out < n:
+        raise ValueError(f"stratified_split: held_out must lie in 1..{n - 1}, got {held_out}")
+    rng = np.random.default_rng(seed)
+    counts = dataset.class_counts()
+    exact = counts * held_out / n
+    share = np.floor(exact).astype(np.int64)
+    for index in np.argsort(-(exact - share), kind="stable")[: held_out - share.sum()]:
+        share[index] += 1
+    share = np.where((share == 0) & (counts >= 2), 1, share)
+    share = np.minimum(share, np.maximum(counts - 1, 0))  # every class keeps an image to train on
+    held, rest = [], []
+    for label, take in enumerate(share):
+        members = rng.permutation(np.flatnonzero(dataset.labels == label))
+        held.append(members[:take])
+        rest.append(members[take:])
+    return [Subset(dataset, np.sort(np.concatenate(rest))), Subset(dataset, np.sort(np.concatenate(held)))]
