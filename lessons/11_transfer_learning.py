@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 import tinycnn
-from tinycnn import models, nn, optim, viz
+from tinycnn import finetune, models, nn, optim, viz
 from tinycnn.data import (
     FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD, Compose, DataLoader, FashionMNIST,
     Normalize, Subset, ToFloat,
@@ -108,13 +108,16 @@ def build(method: str):
     """(model, the parameters to train) for one way to start."""
     model = models.lenet5()
     if method != "scratch":
-        model.load_state_dict(source_state)
+        # Copy every weight whose name and shape match (tinycnn/finetune.py); here we offer
+        # only the features, because MNIST's classifier has the same shape as the one
+        # Fashion-MNIST needs but answers another question.
+        features = {name: value for name, value in source_state.items() if name.startswith("features.")}
+        finetune.load_matching(model, features)
     model.classifier = new_classifier()
-    model = model.to(lesson.device)
     if method == "frozen":
-        model.features.requires_grad_(False)
-        return model, list(model.classifier.parameters())
-    return model, list(model.parameters())
+        finetune.freeze(model, "features")                     # requires_grad = False for features.*
+    model = model.to(lesson.device)
+    return model, [p for p in model.parameters() if p.requires_grad]
 
 
 for method in ("frozen", "fine-tuned", "scratch"):
@@ -169,6 +172,16 @@ viz.plot_curves({method: (per_class, [100 * a for a in accs]) for method, accs i
 #
 # LeNet-5 and MNIST are a small source - only 6 and 16 filters, trained on one kind of
 # image - so the gains here are modest. The idea scales; the numbers grow with the source.
+#
+# The `tinycnn` command does the same for your own images, with the same two functions:
+#
+#   tinycnn train --dataset mnist --data-dir DIR --out runs/mnist-lenet5          # the source
+#   tinycnn train --images my_clothes --model lenet5 --image-size 28 \
+#                 --init-from runs/mnist-lenet5 --freeze features                 # frozen
+#
+# `--init-from` loads every weight whose name and shape match and prints what it loaded
+# and what it re-initialised (a head for another number of classes has another shape);
+# leave out `--freeze` to fine-tune everything.
 
 print(f"\nlesson 11 took {time.perf_counter() - started:.0f}s")
 lesson.finish()

@@ -88,6 +88,7 @@ class ImageFolder(ImageDataset):
         strict: fail on the first unreadable file instead of skipping it.
         cache: keep the decoded arrays in the user cache, keyed by the files and settings.
         progress: show a progress bar (default: for more than 500 files).
+        workers: decoding threads (default: one per core).
 
     Attributes beyond :class:`ImageDataset`'s: ``files`` (the path of each image, in
     order), ``skipped`` (``(path, reason)`` of each file left out), ``root``.
@@ -95,7 +96,7 @@ class ImageFolder(ImageDataset):
 
     def __init__(self, root, image_size: int = 32, channels: int | None = None, resize: str = "crop",
                  classes=None, background=(255, 255, 255), strict: bool = False, cache: bool = True,
-                 progress: bool | None = None):
+                 progress: bool | None = None, workers: int | None = None):
         if channels not in (None, 1, 3):
             raise ValueError(f"ImageFolder: channels must be 1, 3 or None (decide from the images), got {channels}")
         if resize not in RESIZE_POLICIES:
@@ -109,7 +110,7 @@ class ImageFolder(ImageDataset):
                         classes=list(names))
         cached = _cache_load(files, settings) if cache else None
         if cached is None:
-            images, keep, skipped = _decode_all(files, image_size, resize, background, strict, progress)
+            images, keep, skipped = _decode_all(files, image_size, resize, background, strict, progress, workers)
             labels = labels[keep]
             kept_files = [str(f) for f, k in zip(files, keep) if k]
             if channels is None:
@@ -175,7 +176,7 @@ class ImageFolder(ImageDataset):
 
 
 # --------------------------------------------------------------------------- decoding
-def _decode_all(files, size, resize, background, strict, progress):
+def _decode_all(files, size, resize, background, strict, progress, workers=None):
     """Decode every file on all cores: (images (N, 3, S, S), kept mask, [(path, reason) skipped])."""
     from tqdm.auto import tqdm
 
@@ -187,7 +188,8 @@ def _decode_all(files, size, resize, background, strict, progress):
                 raise
             return None, error.reason
 
-    workers = max(1, min(32, os.cpu_count() or 1))
+    workers = workers or max(1, min(32, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                    else os.cpu_count() or 1))
     show = progress if progress is not None else len(files) > 500
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(tqdm(pool.map(decode, files), total=len(files), desc="reading images", unit="img",
