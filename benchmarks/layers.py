@@ -116,7 +116,7 @@ def main():
     set_cpu_threads(args.threads)   # before NumPy is imported: BLAS reads its thread count then
     import numpy as np
 
-    from tinycnn import backend  # importing tinycnn tunes malloc, as in real use (backend.keep_freed_memory)
+    from tinycnn.fast import allocator  # set_cpu_threads tuned malloc, as the tinycnn command does
 
     torch = None
     if not args.no_torch:
@@ -128,7 +128,7 @@ def main():
 
     torch_note = f", PyTorch {torch.__version__}" if torch else (", PyTorch skipped" if args.no_torch else ", PyTorch not installed")
     print(f"conv2d, float32, device={args.device}, threads={args.threads}, NumPy {np.__version__}{torch_note}, "
-          f"tinycnn malloc tuning={backend.malloc_tuned}")
+          f"tinycnn malloc tuning={allocator.malloc_tuned}")
     print(f"median of {args.rounds} alternating rounds x {args.repeats} calls after {args.warmup} warm-up calls; "
           "speed = PyTorch time / tinycnn time, the median of the rounds' ratios (>1: tinycnn faster)\n")
     header = f"{'layer':<17}{'shape (N,C,H->O,k)':<22}{'tinycnn fwd':>16}{'tinycnn fwd+bwd':>18}"

@@ -14,9 +14,14 @@ def set_cpu_threads(threads: int) -> None:
     """Give BLAS, OpenMP (PyTorch) and tinycnn's workers ``threads`` threads each.
 
     They read these variables when first loaded, so call this before importing NumPy,
-    PyTorch or tinycnn; subprocesses inherit them."""
+    PyTorch or tinycnn; subprocesses inherit them.
+
+    Then, as the ``tinycnn`` command does, let malloc keep freed memory for the next step
+    (tinycnn/fast/allocator.py; ``import tinycnn`` alone leaves the process as it is)."""
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TINYCNN_NUM_THREADS"):
         os.environ[var] = str(threads)
+    from tinycnn.fast import keep_freed_memory   # imports NumPy: after the variables above
+    keep_freed_memory()
 
 
 def machine_info(device: str, threads: int) -> dict:

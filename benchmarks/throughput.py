@@ -71,6 +71,8 @@ def parse_args():
     parser.add_argument("--tf32", action="store_true",
                         help="GPU: let float32 GEMMs use TF32 tensor cores on both sides (CUPY_TF32=1, "
                              "torch allow_tf32); off by default: exact float32, as on the CPU")
+    parser.add_argument("--reference-steps", type=int, default=2,
+                        help="timed steps of tinycnn's reference floor (TINYCNN_FAST=0), after one warm-up; 0: skip")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     return parser.parse_args()
 
@@ -109,7 +111,7 @@ def forward_flops(model, x) -> float:
 
     conv_module.Conv2d.forward, linear_module.Linear.forward = counting_conv, counting_linear
     try:
-        with tinycnn.no_grad():
+        with tinycnn.no_grad(), tinycnn.reference_floor():   # the reference ops see the same shapes as the fast ones
             model(x)
     finally:
         conv_module.Conv2d.forward, linear_module.Linear.forward = conv_forward, linear_forward
@@ -258,7 +260,7 @@ def main():
     ceiling = gemm_ceiling(xp, sync_ours)
     header_info = {
         **machine_info(device, args.threads), "torch": torch.__version__ if torch else None,
-        "malloc_tuning": getattr(tinycnn.backend, "malloc_tuned", None),
+        "malloc_tuning": tinycnn.fast.allocator.malloc_tuned,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "gemm_ceiling_gflops": ceiling,
         "rounds": args.rounds, "steps": args.steps, "warmup": args.warmup,
@@ -270,9 +272,11 @@ def main():
     print(f"GEMM ceiling (float32 2048^3 matmul): {ceiling:.1f} GFLOP/s")
     print(f"img/s and ms: median of {args.rounds} rounds x {args.steps} steps after {args.warmup} warm-up; "
           f"ratio = tinycnn img/s / PyTorch img/s, the median of the {args.rounds} rounds' ratios (range: lowest-highest); "
-          f"best = the ratio of the two fastest steps\n")
+          f"best = the ratio of the two fastest steps; tinycnn runs its fast floor (the default); "
+          f"ref img/s: its reference floor (TINYCNN_FAST=0), median of {args.reference_steps} steps after 1 warm-up, "
+          f"and fast/ref what the fast floor buys\n")
     header = (f"{'model':<14}{'mode':<7}{'tinycnn img/s':>14}{'GFLOP/s':>9}{'torch img/s':>13}{'GFLOP/s':>9}"
-              f"{'ratio':>8}{'round range':>12}{'best':>8}{'ms/step':>9}{'torch ms':>9}")
+              f"{'ratio':>8}{'round range':>12}{'best':>8}{'ms/step':>9}{'torch ms':>9}{'ref img/s':>10}{'fast/ref':>9}")
     print(header)
     print("-" * len(header))
 
@@ -292,6 +296,10 @@ def main():
                 (ours, sync_ours), (theirs, sync_theirs) if theirs else None,
                 rounds=args.rounds, calls=args.steps, warmup=args.warmup, pause=args.pause)
             t_ours = statistics.median(ours_times)
+            t_reference = None
+            if args.reference_steps > 0:
+                with tinycnn.reference_floor():
+                    t_reference = statistics.median(call_times(ours, 1 + args.reference_steps, sync_ours)[1:])
             t_theirs = statistics.median(theirs_times) if theirs_times else None
             row = {
                 "model": name, "mode": mode, "batch": batch, "forward_gflop": flops / 1e9,
@@ -302,6 +310,9 @@ def main():
                 "ratio": statistics.median(round_ratios) if round_ratios else None,
                 "ratio_rounds": round_ratios,
                 "tinycnn_ms_min": 1e3 * min(ours_times), "torch_ms_min": 1e3 * min(theirs_times) if theirs_times else None,
+                "reference_ms": 1e3 * t_reference if t_reference else None,
+                "reference_img_s": batch / t_reference if t_reference else None,
+                "fast_over_reference": t_reference / t_ours if t_reference else None,
             }
             results.append(row)
             line = f"{name:<14}{mode:<7}{row['tinycnn_img_s']:>14.0f}{row['tinycnn_gflops']:>9.1f}"
@@ -311,7 +322,9 @@ def main():
                 line += (f"{row['torch_img_s']:>13.0f}{row['torch_gflops']:>9.1f}{row['ratio']:>7.2f}x{spread:>12}"
                          f"{row['best_ratio']:>7.2f}x{row['tinycnn_ms']:>9.1f}{row['torch_ms']:>9.1f}")
             else:
-                line += f"{'-':>13}{'-':>9}{'-':>8}{'-':>12}{'-':>8}{row['tinycnn_ms']:>9.1f}"
+                line += f"{'-':>13}{'-':>9}{'-':>8}{'-':>12}{'-':>8}{row['tinycnn_ms']:>9.1f}{'-':>9}"
+            if t_reference:
+                line += f"{row['reference_img_s']:>10.0f}{row['fast_over_reference']:>8.1f}x"
             print(line, flush=True)
 
     if args.json:

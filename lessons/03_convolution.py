@@ -2,7 +2,8 @@
 
 A convolution slides small filters over an image. We write it as plain loops, then as
 im2col + one matrix product (what F.conv2d does), check both give the same numbers and
-time them; then we apply hand-made edge filters (Sobel, Laplacian, blur) to images.
+time them; we time the engine's fast floor against the reference im2col; then we apply
+hand-made edge filters (Sobel, Laplacian, blur) to images.
 """
 
 # ---------------------------------------------------------------------------------------
@@ -24,6 +25,7 @@ import numpy as np  # noqa: E402
 import tinycnn  # noqa: E402
 import tinycnn.functional as F  # noqa: E402
 from tinycnn import viz  # noqa: E402
+from tinycnn.functional.conv import im2col  # noqa: E402
 from tinycnn.data import Shapes  # noqa: E402
 from lesson_utils import Lesson  # noqa: E402
 
@@ -85,6 +87,14 @@ by_conv = F.conv2d(tinycnn.tensor(tiny), tinycnn.tensor(tiny_filter)).numpy()[0,
 print("row @ columns, reshaped to 2x2:\n", by_gemm)
 print("F.conv2d gives the same:\n", by_conv)
 
+# tinycnn's own im2col (tinycnn/functional/conv.py, the "reference floor": read it, it is a
+# dozen lines) builds the same columns for a whole batch, (N, C*KH*KW, OH*OW), without a
+# loop over windows: for each of the KH*KW kernel offsets (i, j) it copies one strided view
+# of the padded input, the pixel at offset (i, j) of every window at once.
+reference_columns = im2col(tiny, (3, 3), stride=(1, 1), padding=(0, 0), dilation=(1, 1))
+print("tinycnn.functional.conv.im2col(x), shape", reference_columns.shape, "- the same columns:",
+      np.array_equal(reference_columns[0], columns))
+
 # The first column above is the top-left window (0 1 2 / 4 5 6 / 8 9 10) read row by row.
 # Neighbouring windows overlap, so every interior pixel is copied into several columns:
 # im2col trades memory (up to KH*KW = 9 times the input) for speed, because a matrix
@@ -115,9 +125,8 @@ plt.close(fig)
 # 3. Same numbers, very different speed
 #
 # Now a realistic layer: a batch of 32x32 RGB images, 16 filters of 3x3, padding 1.
-# tinycnn's F.conv2d builds the columns without any loop over pixels (one copy of a strided
-# view of the input; see tinycnn/functional/im2col.py) and calls one matrix product, a few
-# images at a time so that the columns stay in the CPU's cache (tinycnn/functional/conv.py).
+# tinycnn's F.conv2d builds the columns without any loop over pixels (im2col above) and
+# calls one matrix product per group of channels.
 # ---------------------------------------------------------------------------------------
 print("\n2. Loops versus im2col + GEMM")
 batch = lesson.pick(quick=2, default=16, full=64)
@@ -155,6 +164,47 @@ for stride, padding in [(2, 1), (1, 0)]:
     print(f"stride {stride}, padding {padding}: output {c.shape[2:]}, max difference {np.abs(a - c).max():.1e}")
 
 # ---------------------------------------------------------------------------------------
+# The two floors: what you read, and what the engine runs
+#
+# The im2col convolution in tinycnn/functional/conv.py is the *reference floor*: the whole
+# batch at once, forward and backward (the three rules of a matrix product, then col2im)
+# on one screen. By default the engine runs a second version of the same op, the *fast
+# floor* (tinycnn/fast/conv.py), which computes the same numbers (tests/test_floors.py holds
+# them equal) but: works a few images at a time so that the columns stay in the CPU's cache
+# between im2col and the matrix product; runs those chunks on every core; lays the columns
+# out for long, fast copies; and computes the input gradient as a convolution of its own.
+# `TINYCNN_FAST=0` (or `tinycnn.set_fast(False)`) runs everything on the reference floor.
+# What the fast floor buys, measured on this machine for one forward + backward of a
+# ResNet-sized layer (16 -> 16 channels of 32x32, 3x3, padding 1):
+# ---------------------------------------------------------------------------------------
+print("\n3. The reference floor against the fast floor (forward + backward)")
+layer_batch = lesson.pick(quick=8, default=64, full=128)
+layer_x = tinycnn.tensor(rng.standard_normal((layer_batch, 16, 32, 32)).astype(np.float32), requires_grad=True)
+layer_w = tinycnn.tensor((rng.standard_normal((16, 16, 3, 3)) * 0.1).astype(np.float32), requires_grad=True)
+
+
+def forward_backward():
+    layer_x.grad = layer_w.grad = None
+    out = F.conv2d(layer_x, layer_w, padding=1)
+    out.sum().backward()
+    return out.numpy(), layer_x.grad.numpy()
+
+
+times = {"reference": [], "fast": []}
+results = {}
+for round_ in range(lesson.pick(quick=2, default=5, full=9)):  # alternate the floors: a busy moment hits both
+    for name, floor in (("reference", tinycnn.reference_floor), ("fast", tinycnn.fast_floor)):
+        with floor():
+            start = time.perf_counter()
+            results[name] = forward_backward()
+            times[name].append(time.perf_counter() - start)
+reference_ms, fast_ms = (1000 * float(np.median(times[name][1:] or times[name])) for name in ("reference", "fast"))
+difference = max(np.abs(r - f).max() / np.abs(r).max() for r, f in zip(results["reference"], results["fast"]))
+print(f"batch {layer_batch}: reference floor {reference_ms:7.1f} ms, fast floor {fast_ms:7.1f} ms "
+      f"-> the fast floor is {reference_ms / fast_ms:.1f}x faster; outputs and gradients differ by "
+      f"{difference:.1e} of their largest value (float32 rounding: the sums are added in another order)")
+
+# ---------------------------------------------------------------------------------------
 # 4. Output size
 #
 #     OH = floor((H + 2*padding - KH) / stride) + 1
@@ -162,7 +212,7 @@ for stride, padding in [(2, 1), (1, 0)]:
 # Padding 1 keeps a 3x3 convolution's output as large as its input ("same"); stride 2
 # halves it. The shapes printed below are what F.conv2d returns for a 32x32 input.
 # ---------------------------------------------------------------------------------------
-print("\n3. Output sizes for a 32x32 input")
+print("\n4. Output sizes for a 32x32 input")
 probe = tinycnn.zeros(1, 1, 32, 32)
 for k, s, p in [(3, 1, 0), (3, 1, 1), (3, 2, 1), (5, 1, 2), (5, 1, 0), (7, 2, 3)]:
     shape = F.conv2d(probe, tinycnn.zeros(1, 1, k, k), stride=s, padding=p).shape
@@ -183,7 +233,7 @@ for k, s, p in [(3, 1, 0), (3, 1, 1), (3, 2, 1), (5, 1, 2), (5, 1, 0), (7, 2, 3)
 # applied in one call. We apply it to images from tinycnn's built-in Shapes set (drawn on
 # the fly, no download), turned grey by averaging the colour channels.
 # ---------------------------------------------------------------------------------------
-print("\n4. Hand-made filters on Shapes images")
+print("\n5. Hand-made filters on Shapes images")
 filters = {
     "Sobel x": [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
     "Sobel y": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
@@ -234,7 +284,7 @@ response_of_shifted = F.conv2d(tinycnn.tensor(shifted), tinycnn.tensor(bank), pa
 shifted_response = np.zeros_like(responses[:1])
 shifted_response[..., 5:] = responses[:1, ..., :-5]
 inner = (slice(None), slice(None), slice(1, -1), slice(7, -1))
-print(f"\n5. conv(shift(x)) vs shift(conv(x)), away from the borders: max difference "
+print(f"\n6. conv(shift(x)) vs shift(conv(x)), away from the borders: max difference "
       f"{np.abs(response_of_shifted[inner] - shifted_response[inner]).max():.1e}")
 
 # Zero (to float32 rounding): convolution commutes with shifting. Pooling (lesson 4) then

@@ -31,6 +31,7 @@ np.set_printoptions(precision=4, suppress=True)
 # passes through the units that fired and stops at the others. (At exactly 0 the
 # derivative is undefined; tinycnn, like PyTorch, uses 0.) Leaky ReLU lets a small slope
 # through on the negative side, so a unit that never fires still gets some gradient.
+# (The code: class ReLU in tinycnn/functional/math.py, four lines.)
 # ---------------------------------------------------------------------------------------
 print("1. ReLU")
 x = tinycnn.tensor([-2.0, -0.5, 0.0, 0.5, 2.0], requires_grad=True)
@@ -53,7 +54,8 @@ print("d leaky / dx   ", x.grad.numpy())
 # Backward: average pooling spreads each output's gradient evenly, 1/4 to each of its four
 # inputs. Max pooling sends the whole gradient to the one input that *was* the maximum and
 # nothing to the other three - "the winner takes the gradient". We backpropagate a
-# gradient of ones to see exactly where it lands.
+# gradient of ones to see exactly where it lands. (The code: tinycnn/functional/pool.py,
+# one vectorized step per offset inside the window.)
 # ---------------------------------------------------------------------------------------
 print("\n2. Pooling a 4x4 map")
 fmap = tinycnn.tensor([[[[1.0, 3.0, 2.0, 0.0],

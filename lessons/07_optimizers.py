@@ -43,6 +43,9 @@ started = time.perf_counter()
 #               p <- p - lr * m / (sqrt(s) + eps)
 #               momentum, divided by a running size of each coordinate's gradient: every
 #               parameter gets its own step size, about lr, whatever the gradient's scale.
+#
+# Each rule is a few lines of array code: sgd_update in tinycnn/optim/sgd.py, adam_update
+# in tinycnn/optim/adam.py (weight decay included).
 # ---------------------------------------------------------------------------------------
 
 

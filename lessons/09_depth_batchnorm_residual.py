@@ -168,7 +168,8 @@ viz.plot_curves({name: (layers, norms) for name, norms in at_init.items()}, less
 # * plain + BN: batch norm rescales every layer's output to mean 0 and variance 1 over the
 #   batch, so the signal keeps its size at any depth whatever the weights, and the
 #   gradients come back at comparable sizes in every layer - within a factor of ten from
-#   the first layer to the last, instead of a factor of millions.
+#   the first layer to the last, instead of a factor of millions. (Its forward and its
+#   three-term backward: tinycnn/functional/norm.py.)
 # * residual + BN: the flattest curve of the three. In y = x + F(x) the derivative is
 #   dy/dx = 1 + dF/dx: the "1" is a path along which the gradient flows back to the first
 #   layer untouched, through every block, however small dF/dx is.

@@ -23,6 +23,9 @@ import numpy as np
 
 import tinycnn
 
+# As the `tinycnn` command does: let the process reuse freed memory (tinycnn/fast/allocator.py).
+tinycnn.fast.keep_freed_memory()
+
 # The exit status of a lesson whose data set is missing: the tests skip on it.
 MISSING_DATA = 3
 

@@ -101,7 +101,7 @@ def test_bad_arguments_give_one_line_errors(run_dir, tmp_path, capsys):
 
 
 def test_info_names_versions_and_the_worker_count(capsys, monkeypatch):
-    monkeypatch.setattr(tinycnn.parallel, "_num_threads", 3)
+    monkeypatch.setattr(tinycnn.fast.workers, "_num_threads", 3)
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "tinycnn 0.1.0" in out and "numpy" in out

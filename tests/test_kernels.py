@@ -1,10 +1,11 @@
-"""Fused element-wise kernels (tinycnn/kernels/): references, dispatch, compilation, and kernel == reference.
+"""Fused element-wise kernels (tinycnn/fast/kernels/): references, dispatch, compilation, and kernel == reference.
 
 Without a GPU: each reference is checked against the formula it documents, the
 dispatcher is checked to pick the reference for NumPy arrays (and the kernel for CuPy
 arrays, with stand-in array objects), the ops are checked to call the fusions, and,
 where ``nvcc`` is installed, every kernel's CUDA source is compiled for float and double.
-With a GPU (marked ``gpu``): every kernel equals its reference.
+With a GPU (marked ``gpu``): every kernel equals its reference. The kernels are part of the
+fast floor, so these tests run on it whatever TINYCNN_FAST says.
 """
 
 from __future__ import annotations
@@ -19,12 +20,19 @@ import pytest
 
 import tinycnn
 import tinycnn.functional as F
-from tinycnn import kernels, nn, optim
-from tinycnn.kernels import FUSIONS
-from tinycnn.kernels.elementwise import ElementwiseFusion, fused_kernels_enabled, parse_params
-from tinycnn.kernels.standalone import cuda_source
+from tinycnn import nn, optim
+from tinycnn.fast import kernels
+from tinycnn.fast.kernels import FUSIONS
+from tinycnn.fast.kernels.elementwise import ElementwiseFusion, fused_kernels_enabled, parse_params
+from tinycnn.fast.kernels.standalone import cuda_source
 
 FUSION_IDS = [f.name for f in FUSIONS]
+
+
+@pytest.fixture(autouse=True)
+def on_the_fast_floor():
+    with tinycnn.fast_floor():
+        yield
 
 
 def _sample_arguments(fusion: ElementwiseFusion, rng, dtype=np.float64) -> list:
@@ -91,7 +99,7 @@ def test_relu_reference_passes_the_gradient_where_the_output_is_positive():
     grad = np.array([1.0, -2.0, 3.0, -4.0, np.nan, np.nan], np.float32)
     out = np.array([0.5, 0.0, 0.0, 2.0, 0.0, 1.0], np.float32)   # 0: x was <= 0
     result = kernels.relu_backward(grad, out)
-    # -0.0 == 0.0 here; a NaN gradient stays NaN, blocked or not (NaN * 0 is NaN: see kernels/relu.py)
+    # -0.0 == 0.0 here; a NaN gradient stays NaN, blocked or not (NaN * 0 is NaN: see fast/kernels/relu.py)
     np.testing.assert_array_equal(result, [1.0, 0.0, 0.0, -4.0, np.nan, np.nan])
     assert result.dtype == np.float32
 
@@ -298,22 +306,22 @@ def test_fused_kernels_can_be_switched_off_on_the_gpu(cuda_device, monkeypatch):
 
 @pytest.mark.parametrize("fusion", [f for f in FUSIONS if not f.updates_in_place], ids=lambda f: f.name)
 def test_a_large_cpu_batch_in_parts_gives_the_same_numbers(fusion, monkeypatch):
-    """Split by images over two workers (parallel.py), the reference gives exactly its
+    """Split by images over two workers (workers.py), the reference gives exactly its
     whole-batch result; broadcast (1, C, 1, 1) operands are shared, not cut."""
-    from tinycnn import parallel
+    from tinycnn.fast import workers
     rng = np.random.default_rng(5)
     batch = rng.standard_normal((6, 3, 8, 8)).astype(np.float32)
     channel = rng.standard_normal((1, 3, 1, 1)).astype(np.float32)
     names = [p.name for p in fusion.inputs]
     args = [channel if name in ("scale", "bias", "k1", "k2", "k3") else batch * (i + 1) for i, name in enumerate(names)]
     expected = fusion.reference(*_copy(args))
-    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
-    before = parallel.get_num_threads()
-    parallel.set_num_threads(2)
+    monkeypatch.setattr(workers, "PARALLEL_MIN_BYTES", 0)
+    before = workers.get_num_threads()
+    workers.set_num_threads(2)
     try:
-        assert len(parallel.batch_parts(batch)) == 2
+        assert len(workers.batch_parts(batch)) == 2
         got = fusion(*_copy(args))
     finally:
-        parallel.set_num_threads(before)
+        workers.set_num_threads(before)
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got, expected)

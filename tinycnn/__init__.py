@@ -11,7 +11,7 @@ import numpy as _np
 
 from . import backend
 from .backend import cuda_is_available, manual_seed
-from .parallel import get_num_threads, set_num_threads
+from .fast import get_num_threads, reference_floor, fast_floor, set_fast, set_num_threads
 from .functional.math import cat, concatenate, maximum, minimum, pad, stack, where
 from .gradcheck import GradcheckError, gradcheck
 from .serialization import load, save
@@ -20,7 +20,7 @@ from .tensor import (
     ones_like, rand, randint, randn, tensor, zeros, zeros_like,
 )
 
-from . import functional, nn, optim, data, models  # noqa: E402  (after Tensor: they build on it)
+from . import fast, functional, nn, optim, data, models  # noqa: E402  (after Tensor: they build on it)
 
 __version__ = "0.1.0"
 

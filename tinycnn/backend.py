@@ -17,9 +17,7 @@ reproducible.
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 
 import numpy as np
 
@@ -39,8 +37,6 @@ __all__ = [
     "get_rng_state",
     "set_rng_state",
     "scatter_add",
-    "keep_freed_memory",
-    "malloc_tuned",
 ]
 
 
@@ -233,51 +229,3 @@ def set_rng_state(state: dict) -> None:
     _seed = state.get("seed")
     _numpy_rng.bit_generator.state = state["numpy"]
     _cupy_rngs.clear()
-
-
-# --------------------------------------------------------------------------- CPU memory
-malloc_tuned = False  # set by keep_freed_memory(): whether glibc malloc now keeps freed memory
-
-
-def keep_freed_memory() -> bool:
-    """Make glibc's malloc keep freed memory for reuse instead of giving it back to the OS.
-
-    Why: NumPy allocates a fresh array for every intermediate result (a conv's
-    columns, a ReLU's output, ...), many of them megabytes big. glibc serves blocks
-    over 32 MB (and, after trimming, smaller ones) straight from the OS with mmap,
-    and returns them on free; the OS then zero-fills every 4 KB page again on first
-    touch. So each large temporary costs a page-fault pass over its memory before
-    any arithmetic, on every training step. With mmap off (M_MMAP_MAX=0) and a
-    huge trim threshold (M_TRIM_THRESHOLD), freed blocks stay in the process and
-    the next step's temporaries reuse them, already mapped. Measured: conv2d
-    forward+backward 25-45% faster, a LeNet-5 training step about 2x faster.
-
-    The price: the process keeps its peak memory (it does not shrink after a big
-    step). The same as starting Python with
-    ``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647``.
-
-    ``import tinycnn`` calls this once, unless the environment variable
-    ``TINYCNN_NO_MALLOC_TUNING=1`` is set. It does nothing (and returns False)
-    where glibc's ``mallopt`` is missing: macOS, Windows, musl (Alpine). CuPy's
-    GPU memory has its own pool and is not affected.
-    """
-    global malloc_tuned
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None)  # the C library this Python already uses
-        mallopt = libc.mallopt
-        if not hasattr(libc, "gnu_get_libc_version"):  # glibc only: musl's mallopt ignores these
-            return False
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # from glibc's <malloc.h>
-    malloc_tuned = bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
-    return malloc_tuned
-
-
-if os.environ.get("TINYCNN_NO_MALLOC_TUNING", "") in ("", "0"):
-    keep_freed_memory()

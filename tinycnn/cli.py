@@ -139,12 +139,13 @@ def _write_json(path, items) -> None:
 def _info(args) -> int:
     import numpy as np
 
-    from . import __version__, backend, parallel
+    from . import __version__, backend, fast
 
     print(f"tinycnn {__version__}")
     print(f"python  {platform.python_version()} ({sys.executable})")
     print(f"numpy   {np.__version__}")
-    print(f"threads {parallel.get_num_threads()} CPU workers (TINYCNN_NUM_THREADS)")
+    print(f"threads {fast.get_num_threads()} CPU workers (TINYCNN_NUM_THREADS)")
+    print(f"floor   {fast.describe()}")
     try:
         import cupy
 
@@ -205,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .fast import keep_freed_memory
+    keep_freed_memory()   # the command's process keeps freed memory for reuse (tinycnn/fast/allocator.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:

@@ -15,10 +15,8 @@ import builtins
 
 import numpy as np
 
-from .. import backend
+from .. import backend, fast
 from ..backend import get_array_module
-from ..parallel import batch_parts, map_parts
-from ..kernels import relu_backward
 from ..tensor import Function, Tensor
 
 __all__ = [
@@ -249,19 +247,16 @@ class Sigmoid(Function):
 class ReLU(Function):
     """max(x, 0); the gradient passes where x > 0 (0 at x == 0, as PyTorch).
 
-    The backward reads the output (out > 0 exactly where x > 0), so no mask is kept:
-    ``grad * (out > 0)``, one fused pass on a GPU (kernels/relu.py).
+    The backward reads the output (out > 0 exactly where x > 0), so no mask is kept.
     """
 
     def forward(self, x):
-        xp = get_array_module(x)
-        self.out = xp.empty_like(x)
-        # max(x, 0), not x * (x > 0): that gives -0.0 for x < 0. A large batch in parts, one per core.
-        map_parts(lambda part: xp.maximum(x[part], 0, out=self.out[part]), batch_parts(x))
+        # max(x, 0), not x * (x > 0): that gives -0.0 for x < 0
+        self.out = get_array_module(x).maximum(x, 0)
         return self.out
 
     def backward(self, grad):
-        return relu_backward(grad, self.out)
+        return grad * (self.out > 0)
 
 
 class Abs(Function):
@@ -344,6 +339,8 @@ def sigmoid(x: Tensor) -> Tensor:
 
 
 def relu(x: Tensor) -> Tensor:
+    if fast.enabled():   # the fast floor: a large batch on every core, a fused backward on a GPU (fast/activation.py)
+        return fast.ReLU.apply(x)
     return ReLU.apply(x)
 
 

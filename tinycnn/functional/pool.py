@@ -4,45 +4,22 @@ A pooling window at output pixel (oh, ow) covers input rows
 ``oh*SH .. oh*SH + KH - 1`` and columns ``ow*SW .. ow*SW + KW - 1`` (after
 padding). Instead of looping over windows, we loop over the KH * KW *offsets*
 inside a window: the pixels at offset (i, j) of every window form one strided
-view of the input, ``x[:, :, i::SH, j::SW]`` (cut to OH x OW). Each step is then
-one vectorized operation on a whole (N, C, OH, OW) array. The backward adds the
-gradient back through the same views.
+view of the input, ``x[:, :, i::SH, j::SW]`` cut to OH x OW (``offset_view``,
+tinycnn/windows.py). Each step is then one vectorized operation on a whole
+(N, C, OH, OW) array. The backward adds the gradient back through the same views.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import fast
 from ..backend import get_array_module
-from ..parallel import batch_parts, map_parts
 from ..tensor import Function, Tensor
-from .im2col import conv_output_size, pair
+from ..windows import conv_output_size, offset_view, pad_images, pair, unpad
 from .math import mean
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
-
-
-def _offset_view(padded, i: int, j: int, stride: tuple, out_size: tuple):
-    """The pixel at offset (i, j) of every window, a view: (N, C, Hp, Wp) -> (N, C, OH, OW)."""
-    (sh, sw), (oh, ow) = stride, out_size
-    return padded[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
-
-
-def _pad(x, padding: tuple, value: float):
-    """(N, C, H, W) -> (N, C, H + 2*PH, W + 2*PW) filled with ``value`` around the image."""
-    ph, pw = padding
-    if ph == 0 and pw == 0:
-        return x
-    xp = get_array_module(x)
-    n, c, h, w = x.shape
-    padded = xp.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
-    padded[:, :, ph:ph + h, pw:pw + w] = x
-    return padded
-
-
-def _unpad(padded, padding: tuple):
-    ph, pw = padding
-    return padded[:, :, ph:padded.shape[2] - ph, pw:padded.shape[3] - pw]
 
 
 class MaxPool2d(Function):
@@ -57,51 +34,27 @@ class MaxPool2d(Function):
 
     def forward(self, x, kernel_size, stride, padding, out_size):
         xp = get_array_module(x)
-        padded = _pad(x, padding, -np.inf)  # padding never wins the max
-        out = xp.empty(x.shape[:2] + tuple(out_size), dtype=x.dtype)
-        self.padded, self.out = padded, out
-        self.args = kernel_size, stride, padding, out_size
-        # A large batch in parts, one per core (parallel.py): every image is pooled on its own.
-        map_parts(lambda part: self._forward_part(padded[part], out[part]), batch_parts(x))
+        (kh, kw) = kernel_size
+        padded = pad_images(x, padding, -np.inf)                      # padding never wins the max
+        out = offset_view(padded, 0, 0, stride, out_size).copy()      # (N, C, OH, OW)
+        for i in range(kh):
+            for j in range(kw):
+                out = xp.maximum(out, offset_view(padded, i, j, stride, out_size))
+        self.padded, self.out, self.args = padded, out, (kernel_size, stride, padding, out_size)
         return out
-
-    def _forward_part(self, padded, out):
-        xp = get_array_module(out)
-        (kh, kw), stride, _, out_size = self.args
-        out[...] = _offset_view(padded, 0, 0, stride, out_size)
-        for k in range(1, kh * kw):
-            xp.maximum(out, _offset_view(padded, k // kw, k % kw, stride, out_size), out=out)
 
     def backward(self, grad):
         xp = get_array_module(grad)
-        grad_padded = xp.empty(self.padded.shape, dtype=grad.dtype)
-        map_parts(lambda part: self._backward_part(grad[part], self.padded[part], self.out[part], grad_padded[part]),
-                  batch_parts(grad_padded))
-        return _unpad(grad_padded, self.args[2])
-
-    def _backward_part(self, grad, padded, out, grad_padded):
-        """The gradient of one part of the batch, written into its grad_padded (filled here)."""
-        xp = get_array_module(grad)
-        (kh, kw), stride, _, out_size = self.args
-        # Windows that do not overlap (stride >= kernel) never share an input pixel, so
-        # each offset's gradient can be written straight into its view, with no temporary;
-        # when they also tile the input exactly (stride == kernel, no pixel left over),
-        # every pixel is written that way and nothing needs zeroing first.
-        disjoint = stride[0] >= kh and stride[1] >= kw
-        tiled = (kh, kw) == tuple(stride) and (out_size[0] * kh, out_size[1] * kw) == padded.shape[2:]
-        if not tiled:
-            grad_padded[...] = 0
-        unclaimed = xp.ones(out.shape, dtype=bool)  # windows whose maximum is not found yet
-        is_max = xp.empty(out.shape, dtype=bool)    # reused for every offset: fewer fresh arrays
-        for k in range(kh * kw):
-            xp.equal(_offset_view(padded, k // kw, k % kw, stride, out_size), out, out=is_max)
-            is_max &= unclaimed       # on a tie, only the first maximum gets the gradient
-            unclaimed ^= is_max       # is_max is inside unclaimed: xor removes exactly those windows
-            window = _offset_view(grad_padded, k // kw, k % kw, stride, out_size)
-            if disjoint:
-                xp.multiply(grad, is_max, out=window)  # in place through the view
-            else:
-                window += grad * is_max
+        (kh, kw), stride, padding, out_size = self.args
+        grad_padded = xp.zeros(self.padded.shape, dtype=grad.dtype)
+        unclaimed = xp.ones(self.out.shape, dtype=bool)     # windows whose maximum is not found yet
+        for i in range(kh):
+            for j in range(kw):
+                is_max = (offset_view(self.padded, i, j, stride, out_size) == self.out) & unclaimed
+                unclaimed &= ~is_max                          # on a tie, only the first maximum gets the gradient
+                window = offset_view(grad_padded, i, j, stride, out_size)
+                window += grad * is_max                       # windows may overlap: add
+        return unpad(grad_padded, padding)
 
 
 class AvgPool2d(Function):
@@ -113,11 +66,11 @@ class AvgPool2d(Function):
 
     def forward(self, x, kernel_size, stride, padding, out_size):
         xp = get_array_module(x)
-        padded = _pad(x, padding, 0.0)
+        padded = pad_images(x, padding, 0.0)
         kh, kw = kernel_size
         out = xp.zeros(x.shape[:2] + tuple(out_size), dtype=x.dtype)
         for k in range(kh * kw):
-            out += _offset_view(padded, k // kw, k % kw, stride, out_size)
+            out += offset_view(padded, k // kw, k % kw, stride, out_size)
         out /= kh * kw
         self.padded_shape = padded.shape
         self.args = kernel_size, stride, padding, out_size
@@ -129,9 +82,9 @@ class AvgPool2d(Function):
         share = grad / (kh * kw)  # every input of a window gets an equal share
         grad_padded = xp.zeros(self.padded_shape, dtype=grad.dtype)
         for k in range(kh * kw):
-            window = _offset_view(grad_padded, k // kw, k % kw, stride, out_size)
+            window = offset_view(grad_padded, k // kw, k % kw, stride, out_size)
             window += share
-        return _unpad(grad_padded, padding)
+        return unpad(grad_padded, padding)
 
 
 def _pool_args(name, x, kernel_size, stride, padding):
@@ -163,6 +116,8 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     OH = floor((H + 2*padding - KH) / stride) + 1.
     """
     kernel, stride, padding, out_size = _pool_args("max_pool2d", x, kernel_size, stride, padding)
+    if fast.enabled():   # the fast floor: a large batch split over the cores (tinycnn/fast/pool.py)
+        return fast.MaxPool2d.apply(x, kernel_size=kernel, stride=stride, padding=padding, out_size=out_size)
     return MaxPool2d.apply(x, kernel_size=kernel, stride=stride, padding=padding, out_size=out_size)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from ..functional.im2col import pair
+from ..windows import pair
 from . import init
 from .module import Module
 from .parameter import Parameter

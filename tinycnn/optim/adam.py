@@ -16,12 +16,13 @@ The two differ only in weight decay:
 
 from __future__ import annotations
 
-from .. import backend
-from ..kernels import adam_step
+import math
+
+from .. import backend, fast
 from ..tensor import no_grad
 from .optimizer import Optimizer
 
-__all__ = ["Adam", "AdamW"]
+__all__ = ["Adam", "AdamW", "adam_update"]
 
 
 class Adam(Optimizer):
@@ -76,12 +77,26 @@ class Adam(Optimizer):
                         state["exp_avg"] = xp.zeros_like(p)
                         state["exp_avg_sq"] = xp.zeros_like(p)
                     state["step"] += 1
-                    # One pass over memory (a fused kernel on a GPU); kernels/adam.py has the
-                    # plain code it equals, line by line as in the formula above.
-                    adam_step(p, grad, state["exp_avg"], state["exp_avg_sq"], step=state["step"], lr=lr,
-                              beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                              decoupled=self._decoupled_weight_decay)
+                    update = fast.adam_step if fast.enabled() else adam_update   # fast: one pass (fast/kernels/adam.py)
+                    update(p, grad, state["exp_avg"], state["exp_avg_sq"], step=state["step"], lr=lr,
+                           beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                           decoupled=self._decoupled_weight_decay)
         return loss
+
+
+def adam_update(p, grad, exp_avg, exp_avg_sq, *, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """One Adam (``decoupled=False``) or AdamW step at step number ``step`` (from 1) for one
+    parameter: ``p`` and both moments (all of p's shape) are updated in place."""
+    if decoupled:
+        p *= 1 - lr * weight_decay                            # AdamW: shrink the weight itself
+    elif weight_decay != 0:
+        grad = grad + weight_decay * p                        # Adam: an L2 penalty in the gradient
+    exp_avg[...] = beta1 * exp_avg + (1 - beta1) * grad                  # m
+    exp_avg_sq[...] = beta2 * exp_avg_sq + (1 - beta2) * grad * grad     # v
+    xp = backend.get_array_module(p)
+    step_size = lr / (1 - beta1**step)                                   # lr, with m's bias correction
+    denom = xp.sqrt(exp_avg_sq) / math.sqrt(1 - beta2**step) + eps       # sqrt(v), with v's bias correction
+    p -= step_size * exp_avg / denom
 
 
 class AdamW(Adam):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..kernels import sgd_momentum_step
+from .. import fast
 from ..tensor import no_grad
 from .optimizer import Optimizer, required
 
-__all__ = ["SGD"]
+__all__ = ["SGD", "sgd_update"]
 
 
 class SGD(Optimizer):
@@ -50,24 +50,32 @@ class SGD(Optimizer):
         loss = self._evaluate(closure)
         with no_grad():
             for group in self.param_groups:
-                lr, momentum = group["lr"], group["momentum"]
-                dampening, weight_decay, nesterov = group["dampening"], group["weight_decay"], group["nesterov"]
+                rule = dict(lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
+                            weight_decay=group["weight_decay"], nesterov=group["nesterov"])
                 for param in group["params"]:
                     if param.grad is None:
                         continue
-                    p, grad = param.data, param.grad.data
-                    state = self.state.setdefault(param, {}) if momentum != 0 else None
-                    buf = state.get("momentum_buffer") if state is not None else None
-                    if buf is not None:
-                        # Every step after the first: the whole update in one pass over memory
-                        # (a fused kernel on a GPU; kernels/sgd.py has the plain code it equals).
-                        sgd_momentum_step(p, grad, buf, lr=lr, momentum=momentum, dampening=dampening,
-                                          weight_decay=weight_decay, nesterov=nesterov)
+                    state = self.state.setdefault(param, {}) if rule["momentum"] != 0 else {}
+                    buf = state.get("momentum_buffer")
+                    if fast.enabled() and buf is not None:   # the fast floor: one pass (fast/kernels/sgd.py)
+                        fast.sgd_momentum_step(param.data, param.grad.data, buf, **rule)
                         continue
-                    if weight_decay != 0:
-                        grad = grad + weight_decay * p  # a new array: p.grad stays as backward left it
-                    if momentum != 0:
-                        buf = state["momentum_buffer"] = grad.copy()  # first step: the buffer is the gradient
-                        grad = grad + momentum * buf if nesterov else buf
-                    p -= lr * grad  # in place: the parameter's array object never changes
+                    buf = sgd_update(param.data, param.grad.data, buf, **rule)
+                    if buf is not None:
+                        state["momentum_buffer"] = buf
         return loss
+
+
+def sgd_update(p, grad, buf, *, lr, momentum, dampening, weight_decay, nesterov):
+    """One SGD step for one parameter: ``p`` (any shape) is updated in place; returns the new
+    momentum buffer (``buf``, None before the first step; None without momentum)."""
+    if weight_decay != 0:
+        grad = grad + weight_decay * p                        # a new array: p's .grad stays as backward left it
+    if momentum != 0:
+        if buf is None:
+            buf = grad.copy()                                 # first step: the buffer is the gradient
+        else:
+            buf = momentum * buf + (1 - dampening) * grad
+        grad = grad + momentum * buf if nesterov else buf
+    p -= lr * grad                                            # in place: the parameter's array object never changes
+    return buf

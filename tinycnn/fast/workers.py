@@ -1,6 +1,6 @@
 """Running a convolution's chunks, and the batch of an element-wise layer, on several CPU cores.
 
-The CPU convolution (conv.py) works through a batch a few images ("a chunk") at a
+The fast floor's CPU convolution (fast/conv.py) works through a batch a few images ("a chunk") at a
 time: copy the chunk's windows into a column matrix (im2col), multiply it with the
 weights (GEMM), copy the result out. The copies run on one core; BLAS spreads each
 GEMM over all cores. That leaves cores idle during the copies, and each GEMM thread
@@ -16,7 +16,7 @@ forward pass of ResNet-20's first-stage convolutions about 1.5x faster
 
 Results do not depend on timing: a chunk's output goes to its own slice, and sums
 over chunks (the weight gradient) add up each worker's chunks in order, then the
-workers' totals in worker order. With a different worker count the chunks (conv.py
+workers' totals in worker order. With a different worker count the chunks (fast/conv.py
 rounds their count up to a multiple of the workers') and the summation order change, so
 results can differ in the last bits; ``set_num_threads(1)`` makes the engine serial.
 

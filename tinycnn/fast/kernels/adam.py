@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-from .. import backend
+from ... import backend
 from .elementwise import ElementwiseFusion
 
 __all__ = ["ADAM_STEP", "adam_step"]

@@ -1,4 +1,7 @@
-"""Chunks of a CPU convolution on several threads: same numbers, every chunk once, errors surface."""
+"""The fast floor's worker threads (tinycnn/fast/workers.py): chunks of a CPU convolution and parts of
+a batch on several threads: same numbers, every chunk once, errors surface.
+
+These tests look at the fast floor, so they run on it whatever TINYCNN_FAST says."""
 
 import os
 import select
@@ -12,8 +15,14 @@ import pytest
 
 import tinycnn
 import tinycnn.functional as F
-from tinycnn.functional import conv as conv_module
-from tinycnn import parallel
+from tinycnn.fast import conv as conv_module
+from tinycnn.fast import workers
+
+
+@pytest.fixture(autouse=True)
+def on_the_fast_floor():
+    with tinycnn.fast_floor():
+        yield
 
 
 @pytest.fixture
@@ -28,9 +37,9 @@ def chunk_list(count):
     return [(slice(i, i + 1), f"geometry {i}") for i in range(count)]
 
 
-@pytest.mark.parametrize("workers", [1, 2, 3])
-def test_map_chunks_runs_every_chunk_once_and_sums(threads, workers):
-    threads(workers)
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_map_chunks_runs_every_chunk_once_and_sums(threads, count):
+    threads(count)
     seen, lock = [], threading.Lock()
 
     def work(chunk, geometry):
@@ -38,12 +47,12 @@ def test_map_chunks_runs_every_chunk_once_and_sums(threads, workers):
             seen.append((chunk.start, geometry, threading.get_ident()))
         return np.full(3, float(chunk.start))
 
-    total = parallel.map_chunks(work, chunk_list(7))
+    total = workers.map_chunks(work, chunk_list(7))
     np.testing.assert_array_equal(total, np.full(3, float(sum(range(7)))))
     assert sorted(start for start, _, _ in seen) == list(range(7))
     assert all(geometry == f"geometry {start}" for start, geometry, _ in seen)
-    assert len({ident for _, _, ident in seen}) <= workers
-    assert parallel.map_chunks(lambda chunk, geometry: None, chunk_list(5)) is None
+    assert len({ident for _, _, ident in seen}) <= count
+    assert workers.map_chunks(lambda chunk, geometry: None, chunk_list(5)) is None
 
 
 def test_map_chunks_uses_the_workers(threads):
@@ -56,7 +65,7 @@ def test_map_chunks_uses_the_workers(threads):
         if chunk.start < 2:
             barrier.wait()
 
-    parallel.map_chunks(work, chunk_list(4))
+    workers.map_chunks(work, chunk_list(4))
     assert len(idents) == 2 and threading.get_ident() in idents
 
 
@@ -70,7 +79,7 @@ def test_an_error_in_a_worker_surfaces_and_blas_threads_come_back(threads):
             raise RuntimeError("chunk 1 failed")
 
     with pytest.raises(RuntimeError, match="chunk 1 failed"):
-        parallel.map_chunks(work, chunk_list(4))
+        workers.map_chunks(work, chunk_list(4))
     assert [(lib["internal_api"], lib["num_threads"]) for lib in threadpool_info()] == before
 
 
@@ -81,7 +90,7 @@ def test_blas_runs_single_threaded_inside_the_workers_only(threads):
         pytest.skip("no BLAS library that threadpoolctl can see")
     threads(2)
     inside = []
-    parallel.map_chunks(lambda chunk, geometry: inside.append(
+    workers.map_chunks(lambda chunk, geometry: inside.append(
         [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]), chunk_list(2))
     assert all(counts == [1] * len(blas) for counts in inside)
 
@@ -161,14 +170,14 @@ def test_elementwise_layers_in_parts_give_the_serial_numbers(name, threads, monk
     """A batch split over the workers: ReLU and max pooling bit for bit; batch norm's
     per-channel sums are added in another order (to 1e-12), and bit for bit the same
     from one run to the next."""
-    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(workers, "PARALLEL_MIN_BYTES", 0)
     x = ties_and_values((5, 3, 7, 7), seed=1)
     grad = lambda shape: np.cos(np.arange(np.prod(shape)).reshape(shape))
     layer = ELEMENTWISE_LAYERS[name]
     threads(1)
     serial = layer_results(layer, x, grad)
     threads(3)                                  # 5 images in parts of 1, 2 and 2
-    assert [p.stop - p.start for p in parallel.batch_parts(x)] == [1, 2, 2]
+    assert [p.stop - p.start for p in workers.batch_parts(x)] == [1, 2, 2]
     first, second = layer_results(layer, x, grad), layer_results(layer, x, grad)
     for got, again, expected in zip(first, second, serial):
         np.testing.assert_array_equal(got, again)
@@ -180,17 +189,17 @@ def test_elementwise_layers_in_parts_give_the_serial_numbers(name, threads, monk
 
 def test_small_arrays_and_gpu_arrays_stay_in_one_piece(threads):
     threads(2)
-    assert parallel.batch_parts(np.zeros((4, 8))) == [...]                        # far below the threshold
-    assert len(parallel.batch_parts(np.zeros((4, parallel.PARALLEL_MIN_BYTES)))) == 2
-    assert parallel.batch_parts(np.zeros((1, parallel.PARALLEL_MIN_BYTES))) == [...]  # one image
-    assert parallel.batch_parts(np.float64(3.0)) == [...]                         # 0-d
+    assert workers.batch_parts(np.zeros((4, 8))) == [...]                        # far below the threshold
+    assert len(workers.batch_parts(np.zeros((4, workers.PARALLEL_MIN_BYTES)))) == 2
+    assert workers.batch_parts(np.zeros((1, workers.PARALLEL_MIN_BYTES))) == [...]  # one image
+    assert workers.batch_parts(np.float64(3.0)) == [...]                         # 0-d
     threads(1)
-    assert parallel.batch_parts(np.zeros((4, parallel.PARALLEL_MIN_BYTES))) == [...]
+    assert workers.batch_parts(np.zeros((4, workers.PARALLEL_MIN_BYTES))) == [...]
 
 
 def test_chunk_count_is_a_multiple_of_the_workers(threads, monkeypatch):
     """LeNet-5's first convolution at batch 64: 3 chunks of 2 MB for one thread, 4 for two."""
-    from tinycnn.functional.im2col import ConvGeometry
+    from tinycnn.fast.columns import ConvGeometry
     geometry = ConvGeometry((64, 1, 28, 28), (5, 5), (1, 1), (2, 2), (1, 1))   # 25*28*32*4 bytes per image
     threads(1)
     assert [c.stop - c.start for c, _ in conv_module.image_chunks(geometry, 4, np)] == [23, 23, 18]
@@ -211,12 +220,12 @@ def test_the_linear_layer_holds_blas_to_one_thread_only_for_large_products(threa
     outside = blas_threads()
     big, small = np.zeros((256, 400), dtype=np.float32), np.zeros((1, 400), dtype=np.float32)
     threads(2)
-    with parallel.single_threaded_blas(big, 256 * 400 * 120):
+    with workers.single_threaded_blas(big, 256 * 400 * 120):
         assert all(count == 1 for count in blas_threads())
-    with parallel.single_threaded_blas(small, 1 * 400 * 120):      # BLAS uses one thread for it anyway
+    with workers.single_threaded_blas(small, 1 * 400 * 120):      # BLAS uses one thread for it anyway
         assert blas_threads() == outside
     threads(1)
-    with parallel.single_threaded_blas(big, 256 * 400 * 120):      # serial engine: BLAS keeps its threads
+    with workers.single_threaded_blas(big, 256 * 400 * 120):      # serial engine: BLAS keeps its threads
         assert blas_threads() == outside
     assert blas_threads() == outside
 
@@ -226,7 +235,7 @@ def test_a_forked_child_gets_workers_of_its_own(threads):
     """After fork the parent's worker threads do not exist in the child; its convolutions must
     still run (on a pool of its own) rather than wait forever."""
     threads(2)
-    parallel.map_parts(lambda part: None, [slice(0, 1), slice(1, 2)])   # the parent's pool exists
+    workers.map_parts(lambda part: None, [slice(0, 1), slice(1, 2)])   # the parent's pool exists
     x = np.random.default_rng(0).standard_normal((8, 3, 64, 64)).astype(np.float32)
     weight = np.random.default_rng(1).standard_normal((8, 3, 3, 3)).astype(np.float32)
     expected = F.conv2d(tinycnn.tensor(x), tinycnn.tensor(weight), padding=1).numpy()

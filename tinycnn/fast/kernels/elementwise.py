@@ -40,8 +40,8 @@ from typing import Callable
 
 import numpy as np
 
-from .. import backend
-from ..parallel import batch_parts, map_parts
+from ... import backend
+from ..workers import batch_parts, map_parts
 
 __all__ = ["ElementwiseFusion", "Param", "fused_kernels_enabled", "parse_params"]
 
@@ -150,7 +150,7 @@ class ElementwiseFusion:
 
     def _reference_over_batch(self, args):
         """The reference, with a large NumPy batch split by images over the CPU's workers
-        (parallel.py); each part writes its slice of one output array (``result=``)."""
+        (fast/workers.py); each part writes its slice of one output array (``result=``)."""
         arrays = [a for a in args if isinstance(a, np.ndarray)]
         if not arrays:
             return self.reference(*args)

@@ -14,7 +14,7 @@ the weight gradient). At x == 0 the gradient is 0, as in PyTorch.
 
 from __future__ import annotations
 
-from .. import backend
+from ... import backend
 from .elementwise import ElementwiseFusion
 
 __all__ = ["RELU_BACKWARD", "relu_backward"]

@@ -1,4 +1,4 @@
-"""Optional fast paths for the GPU: fused element-wise kernels, each beside its plain reference.
+"""Fused element-wise CuPy kernels, each beside its plain CPU reference (part of the fast floor).
 
 Every fusion is an :class:`ElementwiseFusion`: a CuPy ``ElementwiseKernel`` (three
 strings of CUDA C++) and a *reference* that computes the same with ordinary array
@@ -11,14 +11,17 @@ so on the CPU nothing changes, and on the GPU the tests check kernel == referenc
 
 The fusions, and where they are used:
 
-- ``batch_norm_apply``:    ``centered * scale + bias``               (functional/norm.py, forward)
-- ``batch_norm_backward``: ``grad * k1 + centered * k2 + k3``        (functional/norm.py, backward)
-- ``relu_backward``:       ``grad * (out > 0)``                      (functional/math.py, ReLU)
-- ``sgd_momentum_step``:   weight decay, momentum buffer, update     (optim/sgd.py)
-- ``adam_step``:           weight decay, both moments, update        (optim/adam.py, Adam and AdamW)
+- ``batch_norm_apply``:    ``centered * scale + bias``               (fast/norm.py, forward)
+- ``batch_norm_backward``: ``grad * k1 + centered * k2 + k3``        (fast/norm.py, backward)
+- ``relu_backward``:       ``grad * (out > 0)``                      (fast/activation.py, ReLU)
+- ``sgd_momentum_step``:   weight decay, momentum buffer, update     (optim/sgd.py dispatches here)
+- ``adam_step``:           weight decay, both moments, update        (optim/adam.py dispatches here, Adam and AdamW)
+
+The SGD and Adam references are the in-place form of the update rules in optim/sgd.py and
+optim/adam.py, operation for operation (tests/test_floors.py checks they give the same bits).
 
 Not fused here: a convolution's bias add, already folded into the copy that lays
-out the GEMM's result (functional/im2col.py, ``columns_to_nchw``); a following ReLU
+out the GEMM's result (fast/columns.py, ``columns_to_nchw``); a following ReLU
 could join that same copy.
 """
 

@@ -17,7 +17,7 @@ backward; each fused kernel reads its inputs once and writes once.
 
 from __future__ import annotations
 
-from .. import backend
+from ... import backend
 from .elementwise import ElementwiseFusion
 
 __all__ = ["BATCH_NORM_APPLY", "BATCH_NORM_BACKWARD", "batch_norm_apply", "batch_norm_backward"]

@@ -13,7 +13,7 @@ updated in place, so the optimizer's state and the model see the new values.
 
 from __future__ import annotations
 
-from .. import backend
+from ... import backend
 from .elementwise import ElementwiseFusion
 
 __all__ = ["SGD_MOMENTUM_STEP", "sgd_momentum_step"]
