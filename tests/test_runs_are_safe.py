@@ -407,3 +407,32 @@ def test_run_folder_removes_only_temporaries_of_its_own_files(tmp_path):
     with RunFolder(tmp_path):
         with pytest.raises(RunFolderError, match="in use by another tinycnn run"):
             RunFolder(tmp_path).__enter__()
+
+
+@pytest.mark.parametrize("variable, command", [
+    ("TINYCNN_NUM_THREADS", ["info"]),
+    ("TINYCNN_NUM_THREADS", ["train", "--epochs", "1", "--train-size", "200", "--val-split", "0"]),
+    ("TINYCNN_FAST", ["info"]),
+    ("TINYCNN_FAST", ["train", "--epochs", "1", "--train-size", "200", "--val-split", "0"]),
+    ("TINYCNN_NO_MALLOC_TUNING", ["info"]),
+    ("TINYCNN_DEBUG", ["info"]),
+])
+def test_every_environment_variable_is_checked_with_a_one_line_error(tmp_path, variable, command):
+    env = {**os.environ, variable: "abc"}
+    result = subprocess.run([sys.executable, "-m", "tinycnn.cli", *command, *(["--out", str(tmp_path / "r")]
+                             if command[0] == "train" else [])], capture_output=True, text=True, env=env)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"environment variable {variable} must be" in lines[0] and "got 'abc'" in lines[0]
+
+
+def test_fused_kernel_switch_is_checked_too(monkeypatch):
+    from tinycnn.env import SettingError
+    from tinycnn.fast.kernels.elementwise import fused_kernels_enabled
+
+    monkeypatch.setenv("TINYCNN_FUSED_KERNELS", "yes please")
+    with pytest.raises(SettingError, match="TINYCNN_FUSED_KERNELS must be 1 or 0"):
+        fused_kernels_enabled()
+    monkeypatch.setenv("TINYCNN_FUSED_KERNELS", "0")
+    assert fused_kernels_enabled() is False

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 
@@ -206,21 +205,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .fast import keep_freed_memory
-    keep_freed_memory()   # the command's process keeps freed memory for reuse (tinycnn/fast/allocator.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 0
     from .backend import DeviceError
+    from .env import flag
+    from . import fast
+    from .fast import keep_freed_memory
     from .runner import RunFailed
     from .serialization import CheckpointError
 
+    debug = False
     try:
+        debug = flag("TINYCNN_DEBUG", False, "1: show tracebacks")
+        fast.enabled(), fast.get_num_threads()  # the other settings, checked before anything runs
+        keep_freed_memory()  # the command's process keeps freed memory for reuse (tinycnn/fast/allocator.py)
         return args.handler(args)
     except (UserError, CheckpointError, DeviceError, RunFailed, FileNotFoundError, ValueError, OSError) as error:
-        if os.environ.get("TINYCNN_DEBUG"):
+        if debug:
             raise
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"tinycnn {args.command}: error: {message}", file=sys.stderr)

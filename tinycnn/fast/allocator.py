@@ -18,8 +18,9 @@ command and the benchmarks call :func:`keep_freed_memory` (as can any script:
 
 from __future__ import annotations
 
-import os
 import sys
+
+from ..env import flag
 
 __all__ = ["keep_freed_memory", "malloc_tuned"]
 
@@ -35,7 +36,7 @@ def keep_freed_memory() -> bool:
     affected.
     """
     global malloc_tuned
-    if os.environ.get("TINYCNN_NO_MALLOC_TUNING", "") not in ("", "0") or not sys.platform.startswith("linux"):
+    if flag("TINYCNN_NO_MALLOC_TUNING", False, "1: leave glibc's allocator alone") or not sys.platform.startswith("linux"):
         return False
     import ctypes
 

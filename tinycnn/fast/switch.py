@@ -13,24 +13,20 @@ recorded on one floor runs its backward on that floor.
 from __future__ import annotations
 
 import contextlib
-import os
+
+from ..env import flag
 
 __all__ = ["enabled", "set_fast", "reference_floor", "fast_floor"]
 
 
-def _from_environment() -> bool:
-    text = os.environ.get("TINYCNN_FAST", "").strip()
-    if text not in ("", "0", "1"):
-        raise ValueError(f"TINYCNN_FAST must be 1 (the fast floor, the default) or 0 (the reference floor), "
-                         f"got {text!r}")
-    return text != "0"
-
-
-_enabled = _from_environment()
+_enabled = None  # None until first asked: then TINYCNN_FAST decides (read late, so a bad value is a one-line error)
 
 
 def enabled() -> bool:
     """Whether ops run on the fast floor (True by default; ``TINYCNN_FAST=0`` or ``set_fast(False)``: no)."""
+    global _enabled
+    if _enabled is None:
+        _enabled = flag("TINYCNN_FAST", True, "1: the fast floor, the default; 0: the reference floor")
     return _enabled
 
 
@@ -43,9 +39,9 @@ def set_fast(flag: bool) -> None:
 
 
 @contextlib.contextmanager
-def _floor(flag: bool):
-    previous = _enabled
-    set_fast(flag)
+def _floor(on: bool):
+    previous = enabled()
+    set_fast(on)
     try:
         yield
     finally:

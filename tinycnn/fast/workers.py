@@ -40,6 +40,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
+from ..env import whole_number
+
 __all__ = ["get_num_threads", "set_num_threads", "map_chunks", "batch_parts", "map_parts", "single_threaded_blas",
            "sum_in_order"]
 
@@ -50,15 +52,16 @@ PARALLEL_MIN_BYTES = 1 << 20
 
 def _default_num_threads() -> int:
     """``TINYCNN_NUM_THREADS`` if set, else the cores this process may run on."""
-    if os.environ.get("TINYCNN_NUM_THREADS"):
-        return max(1, int(os.environ["TINYCNN_NUM_THREADS"]))
+    given = whole_number("TINYCNN_NUM_THREADS", minimum=1)
+    if given is not None:
+        return given
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
 
 
-_num_threads = _default_num_threads()
+_num_threads: int | None = None  # read from the environment on first use (a bad value: a one-line error there)
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 _blas = None                                  # threadpoolctl's controller, made on first use
@@ -66,6 +69,9 @@ _blas = None                                  # threadpoolctl's controller, made
 
 def get_num_threads() -> int:
     """How many workers the engine runs on the CPU (convolution chunks, parts of a batch)."""
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _default_num_threads()
     return _num_threads
 
 
@@ -81,7 +87,7 @@ def set_num_threads(count: int) -> None:
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"set_num_threads: expected a positive int, got {count!r}")
     with _pool_lock:
-        if _pool is not None and count != _num_threads:
+        if _pool is not None and count != get_num_threads():
             _pool.shutdown(wait=True)
             _pool = None
         _num_threads = count
@@ -91,7 +97,7 @@ def _workers_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=_num_threads - 1, thread_name_prefix="tinycnn-chunks")
+            _pool = ThreadPoolExecutor(max_workers=get_num_threads() - 1, thread_name_prefix="tinycnn-chunks")
         return _pool
 
 
@@ -120,7 +126,7 @@ def single_threaded_blas(array, multiply_adds: int):
     threads keeps its idle worker spinning for a while afterwards, and that worker then
     takes a core away from tinycnn's (measured: LeNet-5 steps 1.2x slower).
     """
-    if _num_threads <= 1 or not isinstance(array, np.ndarray) or multiply_adds < SMALL_PRODUCT:
+    if get_num_threads() <= 1 or not isinstance(array, np.ndarray) or multiply_adds < SMALL_PRODUCT:
         return contextlib.nullcontext()
     return _single_threaded_blas()
 
@@ -177,7 +183,7 @@ def map_chunks(work, chunks: list):
     are dealt round-robin to the workers; the calling thread is worker 0.
     ``work`` must write only to its own chunk's part of any shared array.
     """
-    workers = min(_num_threads, len(chunks))
+    workers = min(get_num_threads(), len(chunks))
     if workers <= 1:
         return _run_share(work, chunks)
     with _single_threaded_blas():
@@ -189,7 +195,7 @@ def batch_parts(array) -> list:
     """How to split ``array`` (N, ...) by images for the workers: one slice of the batch per
     worker for a large NumPy array, else ``[...]`` (all of it, in one piece: GPU arrays,
     small arrays, a single thread)."""
-    workers = min(_num_threads, array.shape[0] if array.ndim else 1)
+    workers = min(get_num_threads(), array.shape[0] if array.ndim else 1)
     if workers <= 1 or array.nbytes < PARALLEL_MIN_BYTES or not isinstance(array, np.ndarray):
         return [...]
     bounds = [array.shape[0] * w // workers for w in range(workers + 1)]

@@ -33,7 +33,6 @@ the GPU too (to compare speed, or to rule a kernel out when hunting a bug).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable
@@ -41,6 +40,7 @@ from typing import Callable
 import numpy as np
 
 from ... import backend
+from ...env import flag
 from ..workers import batch_parts, map_parts
 
 __all__ = ["ElementwiseFusion", "Param", "fused_kernels_enabled", "parse_params"]
@@ -48,7 +48,7 @@ __all__ = ["ElementwiseFusion", "Param", "fused_kernels_enabled", "parse_params"
 
 def fused_kernels_enabled() -> bool:
     """False when the environment variable ``TINYCNN_FUSED_KERNELS`` is ``0`` (read at every call)."""
-    return os.environ.get("TINYCNN_FUSED_KERNELS", "1").strip() != "0"
+    return flag("TINYCNN_FUSED_KERNELS", True, "1: fused CuPy kernels on the GPU; 0: their plain references")
 
 
 @dataclass(frozen=True)
