@@ -112,7 +112,7 @@ def rebuild_tensor(storage, storage_offset, size, stride, *_ignored) -> np.ndarr
         view = np.lib.stride_tricks.as_strided(
             flat[offset:], shape=shape, strides=tuple(s * flat.itemsize for s in steps), writeable=False
         )
-        values = np.array(view)  # a compact copy that owns its memory
+        values = np.array(view, order="C")  # a compact C-order copy that owns its memory
     values = values.astype(values.dtype.newbyteorder("="), copy=False)  # native byte order
     return bfloat16_to_float32(values) if storage.type.is_bfloat16 else values
 
