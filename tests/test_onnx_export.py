@@ -210,3 +210,42 @@ def test_other_opsets(opset, tmp_path):
     assert onnx.load(str(path)).opset_import[0].version == opset
     x = np.random.default_rng(0).standard_normal((2, 3, 17, 15)).astype(np.float32)
     assert_close(run_onnx(path, x), tinycnn_logits(model, x))
+
+
+@needs_onnxruntime
+def test_normalisation_and_metadata_can_travel_in_the_file(tmp_path):
+    from tinycnn.data.transforms import Normalize
+
+    tinycnn.manual_seed(0)
+    model = calibrate_batch_norm(get_model("small_cnn", num_classes=3), (3, 32, 32))
+    mean, std = (0.5, 0.4, 0.3), (0.25, 0.2, 0.3)
+    path = export_onnx(model, tmp_path / "n.onnx", (3, 32, 32), normalize=(mean, std),
+                       metadata={"classes": '["circle", "square", "triangle"]'})
+    images = np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32)  # pixels / 255
+    assert_close(run_onnx(path, images), tinycnn_logits(model, Normalize(mean, std)(images)))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_modelmeta().custom_metadata_map["classes"] == '["circle", "square", "triangle"]'
+    with pytest.raises(ValueError, match="normalize needs 1 or 3 values"):
+        export_onnx(model, tmp_path / "bad.onnx", (3, 32, 32), normalize=((0.5, 0.5), (1, 1)))
+
+
+class Indexed(nn.Module):
+    def __init__(self, index):
+        super().__init__()
+        self.index = index
+        self.conv = nn.Conv2d(2, 4, 1)
+
+    def forward(self, x):
+        return self.conv(x)[self.index]
+
+
+@needs_onnxruntime
+@pytest.mark.parametrize("index", [
+    (slice(None), slice(None), slice(None, None, -1)),           # flip: negative step to the start
+    (Ellipsis, slice(1, -1)),                                    # ... and negative ends
+    (slice(None), -1, slice(None, None, -2), 0),                 # ints squeeze their axes
+    (slice(None), slice(3, 0, -1)),
+    slice(None, 1),                                              # the batch axis: still dynamic
+], ids=["flip", "ellipsis", "ints", "backwards", "batch"])
+def test_indexing_exports_as_numpy_indexes(index, tmp_path):
+    assert_exports_faithfully(Indexed(index), (2, 5, 6), tmp_path)

@@ -118,13 +118,14 @@ class GraphBuilder:
 
     @property
     def where(self) -> str:
-        """The module being run, for node names and error messages."""
+        """The module being run, for error messages: "module 'layer1.0' (BasicBlock)"."""
         if not self.module_stack:
             return "model"
         path, module = self.module_stack[-1]
         return f"module '{path or 'model'}' ({type(module).__name__})"
 
     def scope(self) -> str:
+        """The module being run, as a prefix for the names of the nodes its operations make."""
         return self.module_stack[-1][0] if self.module_stack and self.module_stack[-1][0] else "model"
 
     def name_of(self, value, like: Tensor | None = None) -> str:
@@ -414,6 +415,22 @@ def _watch(module: nn.Module, path: str, g: GraphBuilder) -> None:
     module.forward = forward
 
 
+def _normalize_nodes(g: GraphBuilder, normalize, channels: int, dtype) -> str:
+    """Sub and Div nodes computing ``(input - mean) / std`` per channel; returns the result's name."""
+    try:
+        mean, std = (np.atleast_1d(np.asarray(v, dtype=dtype)) for v in normalize)
+    except (TypeError, ValueError):
+        raise ValueError(f"export_onnx: normalize should be (mean, std), got {normalize!r}") from None
+    if mean.ndim != 1 or std.ndim != 1 or len(mean) not in (1, channels) or len(std) not in (1, channels):
+        raise ValueError(f"export_onnx: normalize needs 1 or {channels} values for mean and for std, "
+                         f"got {mean.tolist()} and {std.tolist()}")
+    if (std <= 0).any():
+        raise ValueError(f"export_onnx: std must be positive, got {std.tolist()}")
+    shape = (1, -1, 1, 1)  # broadcast over (N, C, H, W)
+    centred = g.node("Sub", ["input", g.constant(mean.reshape(shape), "normalize.mean")], "normalize/Sub")
+    return g.node("Div", [centred, g.constant(std.reshape(shape), "normalize.std")], "normalize")
+
+
 def _input_shape(input_shape) -> tuple:
     shape = tuple(int(n) for n in input_shape)
     if len(shape) == 3:
@@ -423,7 +440,8 @@ def _input_shape(input_shape) -> tuple:
     raise ValueError(f"export_onnx: input_shape should be (N, C, H, W) or (C, H, W), got {tuple(input_shape)}")
 
 
-def export_onnx(model: nn.Module, path, input_shape, opset: int = DEFAULT_OPSET) -> Path:
+def export_onnx(model: nn.Module, path, input_shape, opset: int = DEFAULT_OPSET, *,
+                normalize=None, metadata: dict | None = None) -> Path:
     """Write ``model`` (in eval mode) to ``path`` as an ONNX file, atomically; returns the path.
 
     Args:
@@ -432,6 +450,14 @@ def export_onnx(model: nn.Module, path, input_shape, opset: int = DEFAULT_OPSET)
         input_shape: ``(N, C, H, W)`` or ``(C, H, W)``; N is ignored, as the file's
             batch dimension is dynamic.
         opset: the ONNX operator set version, 13 or newer (default 17).
+        normalize: ``(mean, std)``, one value or one per channel, to build the
+            input normalisation into the file: its input is then images scaled to
+            [0, 1] (``pixels / 255``, what ``ToFloat`` gives) and the graph starts
+            with ``(x - mean) / std``. Without it the input is the normalised
+            tensor the model itself takes.
+        metadata: strings to store in the file's ``metadata_props`` (for example
+            the class names as JSON); onnxruntime shows them in
+            ``session.get_modelmeta().custom_metadata_map``.
 
     The file has one input ``input`` of shape ``(batch, C, H, W)`` and one output
     ``output`` of shape ``(batch, ...)`` (the logits), both in the model's dtype.
@@ -459,7 +485,7 @@ def export_onnx(model: nn.Module, path, input_shape, opset: int = DEFAULT_OPSET)
             _watch(module, path_, g)
             watched.append(module)
         x = Tensor(np.zeros((TRACE_BATCH, channels, height, width), dtype=dtype), device=device, requires_grad=True)
-        g.set_name(x, "input")
+        g.set_name(x, "input" if normalize is None else _normalize_nodes(g, normalize, channels, dtype))
         # Recording is what the trace reads, so it must be on; the reference floor's
         # Functions are the ones OP_HANDLERS knows.
         with enable_grad(), reference_floor():
@@ -487,5 +513,8 @@ def export_onnx(model: nn.Module, path, input_shape, opset: int = DEFAULT_OPSET)
 
     onnx_model = helper.make_model(graph, opset_imports=opsets, producer_name="tinycnn", producer_version=__version__,
                                    ir_version=helper.find_min_ir_version_for(opsets))  # older runtimes can read it
+    for key, value in (metadata or {}).items():
+        entry = onnx_model.metadata_props.add()
+        entry.key, entry.value = str(key), str(value)
     onnx.checker.check_model(onnx_model, full_check=True)  # also infers every shape
     return atomic_write(path, lambda file: file.write(onnx_model.SerializeToString()))
