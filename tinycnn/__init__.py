@@ -21,6 +21,7 @@ from .tensor import (
 )
 
 from . import fast, functional, nn, optim, data, models  # noqa: E402  (after Tensor: they build on it)
+from .io import load_state_dict_file  # noqa: E402  (PyTorch .pt/.safetensors weights, read without PyTorch)
 
 __version__ = "0.1.0"
 
