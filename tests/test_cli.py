@@ -106,3 +106,40 @@ def test_info_names_versions_and_the_worker_count(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "tinycnn 0.1.0" in out and "numpy" in out
     assert "threads 3 CPU workers" in out
+
+
+def test_export_writes_an_onnx_file_that_gives_tinycnns_answers(run_dir, tmp_path, capsys):
+    """`tinycnn export`: the file takes pixels / 255 (normalisation inside) and gives the logits."""
+    pytest.importorskip("onnx", reason="tinycnn export needs the optional onnx package")
+    ort = pytest.importorskip("onnxruntime", reason="running the exported file needs onnxruntime")
+    from tinycnn.runner import load_checkpoint, model_from_checkpoint, prepare_images
+
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", str(run_dir), "--onnx", str(tmp_path / "model.onnx")]) == 0
+    assert "input 'input' (batch, 3, 32, 32) pixels / 255" in capsys.readouterr().out
+    checkpoint = load_checkpoint(run_dir)
+    model = model_from_checkpoint(checkpoint)
+    model.eval()
+    images = tinycnn.data.Shapes(train=False, n=7, seed=3).images          # uint8 (7, 3, 32, 32)
+    expected = model(prepare_images(images, checkpoint["meta"])).data
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"))
+    got = session.run(["output"], {"input": (images / 255.0).astype(np.float32)})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["classes"]) == checkpoint["meta"]["classes"]
+
+
+def test_export_without_onnx_says_how_to_get_it(run_dir, tmp_path, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_onnx(name, *args, **kwargs):
+        if name == "onnx" or name.startswith("onnx."):
+            raise ImportError("No module named 'onnx'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    one_line_error(capsys, ["export", "--checkpoint", str(run_dir), "--onnx", str(tmp_path / "m.onnx")],
+                   "pip install 'tinycnn[onnx]'")
+    assert not (tmp_path / "m.onnx").exists()

@@ -366,3 +366,22 @@ def test_a_model_saved_from_python_can_be_used_by_predict(folder_run, tmp_path, 
                std=meta["std"], image_shape=meta["image_shape"], background=meta["background"])
     assert main(["predict", "--checkpoint", str(tmp_path / "model.npz"), str(image)]) == 0
     assert capsys.readouterr().out.split(": ")[1].startswith("vertical")
+
+
+def test_fine_tune_from_pytorch_weights(tmp_path, capsys):
+    """--init-from a PyTorch .pt (a LeNet-5 twin's state_dict, tests/fixtures): the matching names load."""
+    from pathlib import Path
+
+    weights = Path(__file__).parent / "fixtures" / "lenet5.pt"
+    root = tmp_path / "grey"
+    rng = np.random.default_rng(4)
+    for kind in PATTERNS:
+        (root / kind).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(pattern(kind, rng)).convert("L").save(root / kind / f"{i}.png")
+    capsys.readouterr()
+    assert main(["train", "--images", str(root), "--model", "lenet5", "--image-size", "28", "--epochs", "1",
+                 "--init-from", str(weights), "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "loaded 8 of 10 tensors" in out
+    assert "re-initialised classifier.5.weight: (10, 84) in the source, (3, 84) here" in out

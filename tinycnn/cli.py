@@ -3,6 +3,7 @@
     tinycnn train [options]                 train a model (default: a small CNN on built-in shapes)
     tinycnn eval --checkpoint RUN           re-evaluate a trained model on the test set
     tinycnn predict --checkpoint RUN PATH.. classify image files and folders
+    tinycnn export --checkpoint RUN --onnx F  write the model as an ONNX file
     tinycnn info                            versions and the devices this machine offers
 
 Every bad argument or missing file ends in a one-line error, not a traceback
@@ -135,6 +136,26 @@ def _write_json(path, items) -> None:
     atomic_write(path, lambda file: file.write(text.encode("utf-8")))
 
 
+def _export(args) -> int:
+    from .io import export_onnx
+    from .runner import load_checkpoint, model_from_checkpoint
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    meta = checkpoint["meta"]
+    model = model_from_checkpoint(checkpoint, "cpu", weights="last" if args.last else "best")
+    # The file records how to prepare an image, so it can be used without tinycnn.
+    metadata = {key: json.dumps(meta.get(key)) for key in ("classes", "image_shape", "mean", "std", "resize",
+                                                           "background")}
+    metadata["input"] = "pixels / 255" if not args.no_normalize else "(pixels / 255 - mean) / std"
+    path = export_onnx(model, args.onnx, input_shape=meta["image_shape"], opset=args.opset,
+                       normalize=None if args.no_normalize else (meta["mean"], meta["std"]), metadata=metadata)
+    channels, height, width = meta["image_shape"]
+    print(f"{path}: {checkpoint['config']['model']}, input 'input' (batch, {channels}, {height}, {width}) "
+          f"{'normalised' if args.no_normalize else 'pixels / 255'}, output 'output' (batch, {len(meta['classes'])}) "
+          f"logits for {', '.join(meta['classes'])}")
+    return 0
+
+
 def _info(args) -> int:
     import numpy as np
 
@@ -199,6 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", default="cpu")
     predict.set_defaults(handler=_predict)
 
+    export = commands.add_parser("export", help="write a trained model as an ONNX file (pip install 'tinycnn[onnx]')")
+    export.add_argument("--checkpoint", required=True, help="a run folder or its checkpoint.npz")
+    export.add_argument("--onnx", required=True, metavar="FILE", help="the .onnx file to write")
+    export.add_argument("--no-normalize", action="store_true",
+                        help="leave the input normalisation out: the file then takes normalised images, not pixels/255")
+    export.add_argument("--opset", type=Number(int, at_least=13), default=17, help="ONNX opset (default 17)")
+    export.add_argument("--last", action="store_true", help="the last epoch's weights, not the best on validation")
+    export.set_defaults(handler=_export)
+
     info = commands.add_parser("info", help="show versions and available devices")
     info.set_defaults(handler=_info)
     return parser
@@ -223,7 +253,8 @@ def main(argv=None) -> int:
         fast.enabled(), fast.get_num_threads()  # the other settings, checked before anything runs
         keep_freed_memory()  # the command's process keeps freed memory for reuse (tinycnn/fast/allocator.py)
         return args.handler(args)
-    except (UserError, CheckpointError, DeviceError, RunFailed, FileNotFoundError, ValueError, OSError) as error:
+    except (UserError, CheckpointError, DeviceError, RunFailed, FileNotFoundError, ValueError, OSError,
+            ImportError) as error:
         if debug:
             raise
         message = " ".join(str(error).split()) or type(error).__name__
