@@ -366,6 +366,14 @@ def test_a_model_saved_from_python_can_be_used_by_predict(folder_run, tmp_path, 
                std=meta["std"], image_shape=meta["image_shape"], background=meta["background"])
     assert main(["predict", "--checkpoint", str(tmp_path / "model.npz"), str(image)]) == 0
     assert capsys.readouterr().out.split(": ")[1].startswith("vertical")
+    assert main(["eval", "--checkpoint", str(tmp_path / "model.npz")]) == 1
+    assert "give a labelled folder to evaluate it on with --images DIR" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", str(tmp_path / "model.npz"), "--images", str(root / "test")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["images"] == 45 and result["test_accuracy"] == pytest.approx(
+        json.loads((run / "metrics.json").read_text())["test_accuracy"])  # the run's test set is test/
+    if __import__("importlib").util.find_spec("onnx"):
+        assert main(["export", "--checkpoint", str(tmp_path / "model.npz"), "--onnx", str(tmp_path / "m.onnx")]) == 0
 
 
 def test_fine_tune_from_pytorch_weights(tmp_path, capsys):

@@ -46,17 +46,21 @@ def _eval(args) -> int:
     from .train import evaluate
 
     checkpoint = load_checkpoint(args.checkpoint)
-    saved = RunConfig(**checkpoint["config"])
-    if saved.dataset not in ("shapes", "mnist", "fashion-mnist", "cifar10", "images"):
-        raise UserError(f"{args.checkpoint} records no data set to evaluate on (a model saved with "
-                        f"tinycnn.save_model); evaluate it with tinycnn predict on a labelled folder")
-    for name in ("data_dir", "images"):  # data that has moved since training
-        if getattr(args, name) is not None:
-            setattr(saved, name, getattr(args, name))
-    saved.download, saved.progress = args.download, False
+    saved, meta = RunConfig(**checkpoint["config"]), checkpoint["meta"]
     model = model_from_checkpoint(checkpoint, args.device, weights="last" if args.last else "best")
-    test_set = prepare_data(saved).test_set  # the same test part as in training (own images: the same split)
-    meta = checkpoint["meta"]
+    if saved.dataset == "custom":  # a model saved with save_model: evaluate it on a labelled folder, all of it
+        if args.images is None:
+            raise UserError(f"{args.checkpoint} records no data set (a model saved with save_model): give a "
+                            f"labelled folder to evaluate it on with --images DIR")
+        channels, size = meta["image_shape"][:2]
+        test_set = data.ImageFolder(args.images, image_size=size, channels=channels, resize=meta["resize"],
+                                    classes=meta["classes"])
+    else:
+        for name in ("data_dir", "images"):  # data that has moved since training
+            if getattr(args, name) is not None:
+                setattr(saved, name, getattr(args, name))
+        saved.download, saved.progress = args.download, False
+        test_set = prepare_data(saved).test_set  # the same test part as in training (own images: the same split)
     _, eval_transform = build_transforms(saved, meta["mean"], meta["std"], meta["image_shape"][1])
     loader = data.DataLoader(test_set, batch_size=args.batch_size, device=args.device, transform=eval_transform)
     result = evaluate(model, loader)
@@ -199,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="evaluate a trained model on its test set")
     evaluate.add_argument("--checkpoint", required=True, help="a checkpoint.npz or the run directory holding it")
     evaluate.add_argument("--data-dir", help="where the data set is now, if it has moved")
-    evaluate.add_argument("--images", metavar="DIR", help="where the run's image folder is now, if it has moved")
+    evaluate.add_argument("--images", metavar="DIR", help="where the run's image folder is now, if it has moved (a "
+                                                          "model saved with save_model: the labelled folder to use)")
     evaluate.add_argument("--download", action="store_true")
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument("--batch-size", type=_positive_int, default=500)
