@@ -195,13 +195,13 @@ def test_folders_that_cannot_make_a_data_set_say_why(tmp_path):
 def test_the_cache_makes_a_second_read_instant_and_notices_changes(tmp_path, monkeypatch):
     root = make_folder(tmp_path / "set", per_class=4)
     first = ImageFolder(root, image_size=16)
-    import tinycnn.data.folder as folder_module
+    from tinycnn.data.images import ImageReader
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again although the folder is cached")
 
     with monkeypatch.context() as patch:
-        patch.setattr(folder_module, "read_image", no_decoding)
+        patch.setattr(ImageReader, "read", no_decoding)
         again = ImageFolder(root, image_size=16)
     np.testing.assert_array_equal(first.images, again.images)
     assert again.files == first.files
@@ -297,18 +297,19 @@ def test_predict_keeps_transparency_and_warns_about_reversed_polarity(folder_run
     rgba[:, :3, 3] = 0  # a transparent margin on the left
     Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
     seen = {}
+    from tinycnn.data.images import ImageReader
+    real_read = ImageReader.read
 
-    def keep(path, *args):  # what predict hands the model
-        seen["image"] = read_image(path, *args)
-        return seen["image"]
+    def keep(reader, paths):  # what predict hands the model
+        results = real_read(reader, paths)
+        seen["image"] = results[0][0]
+        return results
 
-    import tinycnn.predict_files as predict_files
-    real = predict_files.read_image
-    predict_files.read_image = keep
+    ImageReader.read = keep
     try:
         classify_files(model_from_checkpoint(checkpoint), checkpoint["meta"], [Item(tmp_path / "alpha.png")])
     finally:
-        predict_files.read_image = real
+        ImageReader.read = real_read
     margin = seen["image"][:, :, 0]  # composited onto the training images' background colour, not black
     assert (margin == np.array(checkpoint["meta"]["background"])[:, None]).all()
 
@@ -393,3 +394,18 @@ def test_fine_tune_from_pytorch_weights(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "loaded 8 of 10 tensors" in out
     assert "re-initialised classifier.5.weight: (10, 84) in the source, (3, 84) here" in out
+
+
+def test_reading_in_worker_processes_gives_what_reading_here_gives(tmp_path, monkeypatch):
+    from tinycnn.data.images import ImageReader
+
+    root = make_folder(tmp_path / "set", per_class=30)
+    (root / "vertical" / "broken.png").write_text("not an image")
+    here = ImageFolder(root, image_size=16, workers=1, cache=False)
+    monkeypatch.setattr(ImageReader, "MIN_FILES_FOR_PROCESSES", 1)
+    monkeypatch.setattr(ImageReader, "CHUNK", 7)  # several chunks, the last one short
+    pooled = ImageFolder(root, image_size=16, workers=2, cache=False)
+    np.testing.assert_array_equal(here.images, pooled.images)
+    assert here.files == pooled.files and here.skipped == pooled.skipped and len(pooled.skipped) == 1
+    with pytest.raises(ImageReadError, match="broken.png"):
+        ImageFolder(root, image_size=16, workers=2, cache=False, strict=True)

@@ -14,14 +14,13 @@ a confusion matrix.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .data.folder import list_images
-from .data.images import IMAGE_EXTENSIONS, ImageReadError, read_image
+from .data.images import IMAGE_EXTENSIONS, ImageReader
 
 __all__ = ["Item", "collect_inputs", "classify_files", "polarity_warning"]
 
@@ -67,7 +66,8 @@ def classify_files(model, meta: dict, items: list, device: str = "cpu", invert: 
     """Fill each item's ``top`` (or ``error``): read in threads, classify a batch at a time.
 
     Returns the items; ``meta`` is the checkpoint's (image shape, resize policy,
-    background, normalisation, classes).
+    background, normalisation, classes). Files are read on every core
+    (:class:`~tinycnn.data.images.ImageReader`), a batch at a time.
     """
     from tqdm.auto import tqdm
 
@@ -79,32 +79,26 @@ def classify_files(model, meta: dict, items: list, device: str = "cpu", invert: 
     classes = meta["classes"]
     top = min(top, len(classes))
 
-    def read(item):
-        if item.error is not None:
-            return None
-        try:
-            image = read_image(item.path, size, channels, resize, background, invert)
-        except ImageReadError as error:
-            item.error = error.reason
-            return None
-        item.border = _border_brightness(image)
-        return image
-
     todo = [item for item in items if item.error is None]
     show = progress if progress is not None else len(todo) > 500
-    with ThreadPoolExecutor() as pool, tqdm(total=len(todo), desc="predict", unit="img", disable=not show,
-                                            leave=False) as bar:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start: start + batch_size]
-            arrays = list(pool.map(read, batch))
-            readable = [(item, array) for item, array in zip(batch, arrays) if array is not None]
-            if readable:
-                images = np.stack([array for _, array in readable])
-                probabilities = predict(model, prepare_images(images, meta, device))
-                for (item, _), probs in zip(readable, probabilities):
+    with ImageReader(size, channels, resize, background, invert) as reader, \
+            tqdm(total=len(todo), desc="predict", unit="img", disable=not show, leave=False) as bar:
+        for start in range(0, len(todo), 8 * batch_size):  # read many files at once (on every core) ...
+            part = todo[start: start + 8 * batch_size]
+            readable = []
+            for item, (image, reason) in zip(part, reader.read([item.path for item in part])):
+                if image is None:
+                    item.error = reason
+                else:
+                    item.border = _border_brightness(image)
+                    readable.append((item, image))
+            for first in range(0, len(readable), batch_size):  # ... and classify them a batch at a time
+                batch = readable[first: first + batch_size]
+                probabilities = predict(model, prepare_images(np.stack([image for _, image in batch]), meta, device))
+                for (item, _), probs in zip(batch, probabilities):
                     order = np.argsort(-probs, kind="stable")[:top]
                     item.top = [(classes[i], float(probs[i])) for i in order]
-            bar.update(len(batch))
+            bar.update(len(part))
     return items
 
 

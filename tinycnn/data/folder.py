@@ -9,8 +9,8 @@ Two layouts, as torchvision's ``ImageFolder`` and Keras's
 
 The class names are the sorted folder names; every image is read by
 :func:`~tinycnn.data.images.read_image` into (C, S, S) uint8, like the built-in
-sets. Decoding runs on all cores (Pillow releases the interpreter lock while it
-decodes and resizes), shows a progress bar on large folders, and is cached:
+sets. Decoding runs on all cores (a pool of processes, :class:`~tinycnn.data.images.ImageReader`),
+shows a progress bar on large folders, and is cached:
 the arrays are kept in the user cache (``~/.cache/tinycnn/image-folders``) under a
 key made of the file list, sizes, modification times and the settings, so a second
 run starts at once and a changed folder is read again.
@@ -26,15 +26,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from ..atomic import atomic_write
 from .dataset import ImageDataset
-from .images import IMAGE_EXTENSIONS, RESIZE_POLICIES, ImageReadError, is_grey, read_image
+from .images import IMAGE_EXTENSIONS, RESIZE_POLICIES, ImageReader, ImageReadError, is_grey
 from .paths import default_data_dir
 
 __all__ = ["ImageFolder", "ImageFolderError", "folder_layout", "list_images"]
@@ -88,7 +86,7 @@ class ImageFolder(ImageDataset):
         strict: fail on the first unreadable file instead of skipping it.
         cache: keep the decoded arrays in the user cache, keyed by the files and settings.
         progress: show a progress bar (default: for more than 500 files).
-        workers: decoding threads (default: one per core).
+        workers: decoding processes (default: one per core).
 
     Attributes beyond :class:`ImageDataset`'s: ``files`` (the path of each image, in
     order), ``skipped`` (``(path, reason)`` of each file left out), ``root``.
@@ -180,20 +178,18 @@ def _decode_all(files, size, resize, background, strict, progress, workers=None)
     """Decode every file on all cores: (images (N, 3, S, S), kept mask, [(path, reason) skipped])."""
     from tqdm.auto import tqdm
 
-    def decode(path):
-        try:
-            return read_image(path, size, 3, resize, background), None
-        except ImageReadError as error:
-            if strict:
-                raise
-            return None, error.reason
-
-    workers = workers or max(1, min(32, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                    else os.cpu_count() or 1))
     show = progress if progress is not None else len(files) > 500
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(tqdm(pool.map(decode, files), total=len(files), desc="reading images", unit="img",
-                            disable=not show, leave=False))
+    results = []
+    with ImageReader(size, 3, resize, background, workers=workers) as reader, \
+            tqdm(total=len(files), desc="reading images", unit="img", disable=not show, leave=False) as bar:
+        step = 2048  # the progress bar moves every 2048 files
+        for start in range(0, len(files), step):
+            part = reader.read(files[start: start + step])
+            for path, (_, reason) in zip(files[start: start + step], part):
+                if reason is not None and strict:
+                    raise ImageReadError(path, reason)
+            results += part
+            bar.update(len(part))
     keep = np.array([image is not None for image, _ in results], dtype=bool)
     skipped = [(str(path), reason) for path, (_, reason) in zip(files, results) if reason is not None]
     images = [image for image, _ in results if image is not None]

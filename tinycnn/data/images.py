@@ -22,11 +22,13 @@ The same function serves training (:class:`~tinycnn.data.ImageFolder`) and
 from __future__ import annotations
 
 import warnings
+import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_image", "ImageReadError", "IMAGE_EXTENSIONS", "RESIZE_POLICIES", "is_grey"]
+__all__ = ["read_image", "ImageReader", "ImageReadError", "IMAGE_EXTENSIONS", "RESIZE_POLICIES", "is_grey"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".gif", ".webp", ".tif", ".tiff",
                     ".ppm", ".pgm", ".pbm", ".pnm")
@@ -136,3 +138,65 @@ def _resized(image, size: int, policy: str, Image):
 def is_grey(images: np.ndarray) -> bool:
     """Whether RGB images (N, 3, H, W) are all grey (R == G == B everywhere)."""
     return bool(np.array_equal(images[:, 0], images[:, 1]) and np.array_equal(images[:, 1], images[:, 2]))
+
+
+def _read_chunk(paths, settings) -> list:
+    """[(image or None, reason or None)] for each path: the work one process does at a time."""
+    results = []
+    for path in paths:
+        try:
+            results.append((read_image(path, **settings), None))
+        except ImageReadError as error:
+            results.append((None, error.reason))
+    return results
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class ImageReader:
+    """Reads many files with :func:`read_image`'s settings, on every core.
+
+    Decoding a small image is mostly Python-level work (headers, modes, resizing
+    calls), which holds the interpreter lock, so threads do not run it in parallel
+    (measured: 2 threads read no faster than 1). Many files are therefore read by a
+    pool of worker processes, a chunk of files per task; a few files are read here.
+
+        with ImageReader(size=32, channels=3) as reader:
+            results = reader.read(paths)        # [(image (C, S, S) or None, reason or None)]
+    """
+
+    MIN_FILES_FOR_PROCESSES = 400  # below this, starting the processes costs more than it saves
+    CHUNK = 64
+
+    def __init__(self, size: int, channels: int = 3, resize: str = "crop", background=(255, 255, 255),
+                 invert: bool = False, workers: int | None = None):
+        self.settings = dict(size=size, channels=channels, resize=resize, background=tuple(background),
+                             invert=invert)
+        self.workers = workers or min(32, usable_cores())
+        self._pool = None
+
+    def read(self, paths) -> list:
+        paths = [str(p) for p in paths]
+        if self.workers <= 1 or (self._pool is None and len(paths) < self.MIN_FILES_FOR_PROCESSES):
+            return _read_chunk(paths, self.settings)
+        if self._pool is None:
+            import multiprocessing
+
+            # "spawn": fresh interpreters, safe beside the parent's threads (a fork would copy their locks)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        chunks = [paths[i: i + self.CHUNK] for i in range(0, len(paths), self.CHUNK)]
+        return [result for chunk in self._pool.map(_read_chunk, chunks, [self.settings] * len(chunks))
+                for result in chunk]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> "ImageReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
