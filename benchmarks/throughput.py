@@ -222,13 +222,14 @@ def torch_runner(torch, spec, device):
 
 def main():
     args = parse_args()
+    numpy_came_first = "numpy" in sys.modules  # set_cpu_threads itself imports NumPy, after the settings
     if args.device == "cpu":
         set_cpu_threads(args.threads)   # before NumPy and torch are imported
     if args.omp_wait_policy:
         os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy
     # CuPy reads CUPY_TF32 when it is imported: set it (or clear it) before that.
     os.environ["CUPY_TF32"] = "1" if args.tf32 else "0"
-    if "numpy" in sys.modules:
+    if numpy_came_first:
         print("note: NumPy was imported before the thread settings; relying on threadpoolctl", file=sys.stderr)
     import numpy as np
 
