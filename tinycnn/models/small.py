@@ -19,15 +19,16 @@ def _block(in_channels: int, out_channels: int) -> list:
 
 
 class SmallCNN(ZooModel):
-    """(N, in_channels, input_size, input_size) -> (N, num_classes); input_size a multiple of 8."""
+    """(N, in_channels, input_size, input_size) -> (N, num_classes); input_size 8 or more (each pooling
+    halves the maps, rounding down, as MaxPool2d does)."""
 
     def __init__(self, num_classes: int = 6, in_channels: int = 3, input_size: int = 32, width: int = 8):
         super().__init__()
-        if input_size % 8:
-            raise ValueError(f"small_cnn: input_size must be a multiple of 8, got {input_size}")
+        if input_size < 8:
+            raise ValueError(f"small_cnn: input_size must be at least 8 (three 2x2 poolings), got {input_size}")
         self.features = nn.Sequential(*_block(in_channels, width), *_block(width, 2 * width),
                                       *_block(2 * width, 4 * width))
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(4 * width * (input_size // 8) ** 2, num_classes))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(4 * width * (input_size // 2 // 2 // 2) ** 2, num_classes))
 
     def forward(self, x):
         return self.classifier(self.features(x))
