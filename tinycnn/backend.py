@@ -17,6 +17,7 @@ reproducible.
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import numpy as np
@@ -37,6 +38,8 @@ __all__ = [
     "get_rng_state",
     "set_rng_state",
     "scatter_add",
+    "device_scope",
+    "start_epoch",
 ]
 
 
@@ -165,10 +168,29 @@ def to_device(array, device):
 
 
 def to_numpy(array):
-    """A NumPy array holding ``array``'s values (copied from the GPU when needed)."""
+    """A NumPy array holding ``array``'s values (copied from the GPU when needed).
+
+    A list or tuple may hold CuPy arrays (a list of per-step losses, say): each is copied.
+    """
     if is_cupy_array(array):
         return array.get()
+    if isinstance(array, (list, tuple)) and any(is_cupy_array(a) for a in array):
+        return np.asarray([to_numpy(a) for a in array])
     return np.asarray(array)
+
+
+def device_scope(*arrays):
+    """A context that makes the GPU holding the first CuPy array among ``arrays`` current.
+
+    CuPy allocates every new array, and runs every kernel, on the *current* device, not on
+    the device of the operands: without this, an op on ``cuda:1`` data would compute on
+    GPU 0. A ``cupy.ndarray``'s ``.device`` is a ``cupy.cuda.Device``, itself such a context.
+    NumPy data (and numbers): a context that does nothing.
+    """
+    for array in arrays:
+        if is_cupy_array(array):
+            return array.device
+    return contextlib.nullcontext()
 
 
 def scatter_add(target, indices, values):
@@ -183,19 +205,26 @@ def scatter_add(target, indices, values):
 
 
 # --------------------------------------------------------------------------- randomness
+# The CPU draws from one NumPy generator, whose state a checkpoint saves and restores exactly.
+# A GPU's generator (CuPy's XORWOW) has no state one can read back, so a resumed run could
+# not continue its stream. Instead each GPU's generator is derived afresh at every epoch from
+# (seed, device, epoch): a run resumed at epoch k draws on the GPU exactly what an
+# uninterrupted run drew in epoch k. (Unseeded runs draw fresh entropy; they repeat nothing.)
 _seed: int | None = None
 _numpy_rng = np.random.default_rng()
-_cupy_rngs: dict = {}
+_cupy_rngs: dict = {}   # GPU index -> its generator for the current epoch
+_epoch = 0
 
 
 def manual_seed(seed: int) -> None:
     """Seed every random source tinycnn uses (CPU generator and every GPU's)."""
-    global _seed, _numpy_rng
+    global _seed, _numpy_rng, _epoch
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"manual_seed expects an int, got {type(seed).__name__}")
     _seed = int(seed)
     _numpy_rng = np.random.default_rng(_seed)
-    _cupy_rngs.clear()  # re-created from the seed on first use
+    _epoch = 0
+    _cupy_rngs.clear()  # re-created from (seed, device, epoch) on first use
 
 
 def initial_seed() -> int | None:
@@ -203,29 +232,56 @@ def initial_seed() -> int | None:
     return _seed
 
 
-def get_rng(xp=np):
+def start_epoch(epoch: int) -> None:
+    """Derive every GPU's generator anew for ``epoch`` (train.fit calls it before each epoch).
+
+    The CPU generator is left alone: its state is saved with a checkpoint.
+    """
+    global _epoch
+    _epoch = int(epoch)
+    _cupy_rngs.clear()
+
+
+def device_seed(device_index: int, epoch: int | None = None) -> int | None:
+    """The seed of GPU ``device_index``'s generator in ``epoch`` (default: the current one);
+    None when tinycnn was never seeded."""
+    if _seed is None:
+        return None
+    entropy = (_seed, int(device_index), _epoch if epoch is None else int(epoch))
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
+
+
+def get_rng(xp=np, where=None):
     """The generator to draw from for arrays of module ``xp``.
 
-    NumPy: a ``numpy.random.Generator``. CuPy: a ``cupy.random.Generator`` for the
-    current GPU, seeded from the tinycnn seed so GPU runs are reproducible too.
+    NumPy: a ``numpy.random.Generator``. CuPy: the ``cupy.random.Generator`` of one GPU,
+    seeded from (seed, GPU, epoch): the GPU of ``where`` (an array or a device name such as
+    ``"cuda:1"``), or the current GPU when ``where`` is None.
     """
     if xp is np:
         return _numpy_rng
-    device_id = xp.cuda.Device().id
-    if device_id not in _cupy_rngs:
-        seed = None if _seed is None else _seed + 1 + device_id
-        _cupy_rngs[device_id] = xp.random.default_rng(seed)
-    return _cupy_rngs[device_id]
+    if where is None:
+        index = xp.cuda.Device().id
+    elif isinstance(where, str):
+        index = int(parse_device(where).split(":")[1])
+    else:
+        index = where.device.id
+    if index not in _cupy_rngs:
+        with xp.cuda.Device(index):   # the generator's state lives on that GPU
+            _cupy_rngs[index] = xp.random.default_rng(device_seed(index))
+    return _cupy_rngs[index]
 
 
 def get_rng_state() -> dict:
-    """The CPU generator's state (a JSON-able dict), for checkpoints."""
-    return {"seed": _seed, "numpy": _numpy_rng.bit_generator.state}
+    """What a checkpoint needs to continue the random streams (a JSON-able dict): the seed,
+    the CPU generator's state, and the epoch the GPU generators were derived for."""
+    return {"seed": _seed, "numpy": _numpy_rng.bit_generator.state, "epoch": _epoch}
 
 
 def set_rng_state(state: dict) -> None:
     """Restore a state returned by :func:`get_rng_state`."""
-    global _seed
+    global _seed, _epoch
     _seed = state.get("seed")
     _numpy_rng.bit_generator.state = state["numpy"]
+    _epoch = int(state.get("epoch", 0))
     _cupy_rngs.clear()

@@ -110,8 +110,9 @@ class Function:
         fn = cls()
         fn.needs_input_grad = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
         raw_inputs = [x.data if isinstance(x, Tensor) else x for x in inputs]
-        output = fn.forward(*raw_inputs, **params)
-        output = _as_array(output, raw_inputs)
+        with backend.device_scope(*raw_inputs):   # CuPy allocates on the current GPU: make it the inputs'
+            output = fn.forward(*raw_inputs, **params)
+            output = _as_array(output, raw_inputs)
         if _grad_enabled and any(fn.needs_input_grad):
             fn.inputs = inputs
             return Tensor.from_op(output, fn)
@@ -196,7 +197,8 @@ class Tensor:
             with backend._cuda_device(backend.parse_device(device)):
                 array = xp.array(data, dtype=dtype, copy=True)
         if dtype is None and array.dtype != _default_dtype(array.dtype):
-            array = array.astype(_default_dtype(array.dtype))
+            with backend.device_scope(array):   # the cast's copy on the array's GPU, not the current one
+                array = array.astype(_default_dtype(array.dtype))
         self.data = array
         self.grad: Tensor | None = None
         self._ctx: Function | None = None
@@ -357,7 +359,8 @@ class Tensor:
             if grad is None:
                 continue
             if node._ctx is None or node._retains_grad:
-                node._accumulate_grad(grad)
+                with backend.device_scope(grad):
+                    node._accumulate_grad(grad)
             fn = node._ctx
             if fn is None:
                 continue
@@ -366,7 +369,8 @@ class Tensor:
                     "Trying to backward through the graph a second time: its saved arrays were "
                     "freed by the first backward(); call backward(retain_graph=True) the first time"
                 )
-            input_grads = fn.backward(grad)
+            with backend.device_scope(grad):   # the backward runs where its output's gradient is
+                input_grads = fn.backward(grad)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             for inp, inp_grad, needed in zip(fn.inputs, input_grads, fn.needs_input_grad):
@@ -382,7 +386,8 @@ class Tensor:
                     )
                 key = id(inp)
                 # out-of-place sum: a backward may hand the same array to two inputs
-                grads[key] = grads[key] + inp_grad if key in grads else inp_grad
+                with backend.device_scope(inp_grad):
+                    grads[key] = grads[key] + inp_grad if key in grads else inp_grad
             if not retain_graph:
                 fn.release()
 
@@ -554,7 +559,7 @@ def _random(draw, shape, dtype, device, requires_grad) -> Tensor:
     xp = backend.array_module(device)
     dtype = _resolve_dtype(dtype) or np.dtype(np.float32)
     with _on(device):
-        array = draw(backend.get_rng(xp), shape).astype(dtype, copy=False)
+        array = draw(backend.get_rng(xp, device), shape).astype(dtype, copy=False)
     return Tensor.from_op(array, None).requires_grad_(requires_grad)
 
 
@@ -572,7 +577,7 @@ def randint(low, high, shape, device="cpu", dtype=np.int64) -> Tensor:
     """Integers drawn uniformly from [low, high)."""
     xp = backend.array_module(device)
     with _on(device):
-        array = backend.get_rng(xp).integers(low, high, size=_shape_args((shape,))).astype(dtype)
+        array = backend.get_rng(xp, device).integers(low, high, size=_shape_args((shape,))).astype(dtype)
     return Tensor.from_op(array, None)
 
 
@@ -583,16 +588,17 @@ def arange(start, end=None, step=1, dtype=None, device="cpu", requires_grad=Fals
     xp = backend.array_module(device)
     with _on(device):
         array = xp.arange(start, end, step)
-    if dtype is None:
-        dtype = _default_dtype(np.dtype(array.dtype))
-    return Tensor.from_op(array.astype(_resolve_dtype(dtype)), None).requires_grad_(requires_grad)
+        if dtype is None:
+            dtype = _default_dtype(np.dtype(array.dtype))
+        array = array.astype(_resolve_dtype(dtype))
+    return Tensor.from_op(array, None).requires_grad_(requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device="cpu", requires_grad=False) -> Tensor:
     xp = backend.array_module(device)
     with _on(device):
-        array = xp.linspace(start, end, steps)
-    return Tensor.from_op(array.astype(_resolve_dtype(dtype) or np.float32), None).requires_grad_(requires_grad)
+        array = xp.linspace(start, end, steps).astype(_resolve_dtype(dtype) or np.float32)
+    return Tensor.from_op(array, None).requires_grad_(requires_grad)
 
 
 # The ops behind the methods above; imported last because they build on Tensor.

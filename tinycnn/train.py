@@ -206,6 +206,7 @@ def fit(model, train_loader, optimizer, epochs: int, val_loader=None, scheduler=
     for epoch in range(state.epoch + 1, epochs + 1):
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch - 1)  # the shuffle order depends on (seed, epoch) only
+        backend.start_epoch(epoch)  # GPU generators from (seed, device, epoch): a resumed run continues them
         lr = optimizer.param_groups[0]["lr"]
         try:
             train = train_one_epoch(model, train_loader, optimizer, loss_fn,

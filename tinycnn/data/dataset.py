@@ -31,8 +31,9 @@ class ImageDataset:
     """
 
     def __init__(self, images, labels, classes=None):
-        images = np.asarray(images)
-        labels = np.asarray(labels)
+        # CuPy arrays stay on their GPU (np.asarray would raise); lists and the like become NumPy
+        images = images if backend.is_cupy_array(images) else np.asarray(images)
+        labels = labels if backend.is_cupy_array(labels) else np.asarray(labels)
         if images.ndim != 4:
             raise ValueError(f"{type(self).__name__}: images must be (N, C, H, W), got shape {images.shape}")
         if labels.shape != (images.shape[0],):

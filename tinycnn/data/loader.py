@@ -37,7 +37,8 @@ def _arrays_of(dataset):
     if isinstance(dataset, tuple) and len(dataset) == 2:
         return _as_array(dataset[0]), _as_array(dataset[1])
     pairs = [dataset[i] for i in range(len(dataset))]   # generic fallback: gather once
-    return np.stack([backend.to_numpy(p[0]) for p in pairs]), np.asarray([p[1] for p in pairs])
+    # an item's label may be a CuPy scalar array: to_numpy copies each (np.asarray would raise)
+    return np.stack([backend.to_numpy(p[0]) for p in pairs]), backend.to_numpy([p[1] for p in pairs])
 
 
 class DataLoader:
@@ -123,7 +124,8 @@ class DataLoader:
             index = order[start:start + size] if self.shuffle else slice(start, start + size)
             images, labels = self.images[index], self.labels[index]
             if self.transform is not None:
-                images = self.transform(images)
+                with backend.device_scope(images):   # the transform allocates on the data's GPU
+                    images = self.transform(images)
             if images.dtype == np.uint8:
                 images = self._to_float(images)
             yield Tensor.from_op(images, None), Tensor.from_op(labels, None)

@@ -49,19 +49,27 @@ class RandomTransform:
 
     def __init__(self, seed=None):
         self.seed = seed
-        self._own_rngs = {}  # array module name -> its generator, when seeded
+        self._own_rngs = {}  # device ("cpu", "cuda:N") -> its generator, when seeded
 
-    def rng(self, xp):
-        """The generator for arrays of module ``xp`` (tinycnn's unless this transform has a seed)."""
+    def rng(self, xp, images=None):
+        """The generator for ``images`` (arrays of module ``xp``), on their device
+        (tinycnn's unless this transform has a seed)."""
         if self.seed is None:
-            return backend.get_rng(xp)
-        if xp.__name__ not in self._own_rngs:
-            self._own_rngs[xp.__name__] = xp.random.default_rng(self.seed)
-        return self._own_rngs[xp.__name__]
+            return backend.get_rng(xp, images)
+        device = backend.device_of(images) if images is not None else xp.__name__
+        if device not in self._own_rngs:
+            with backend.device_scope(images):
+                self._own_rngs[device] = xp.random.default_rng(self.seed)
+        return self._own_rngs[device]
 
-    def uniform(self, xp, low, high, n: int):
-        """``n`` float32 numbers uniform in [low, high), on ``xp``'s device."""
-        return (low + (high - low) * self.rng(xp).random(n)).astype(xp.float32)
+    def uniform(self, xp, low, high, n: int, images=None):
+        """``n`` float32 numbers uniform in [low, high), on the device of ``images``."""
+        return (low + (high - low) * self.rng(xp, images).random(n)).astype(xp.float32)
+
+    def integers(self, xp, high: int, n: int, images):
+        """``n`` integers uniform in [0, high), on the device of ``images`` (drawn as integers:
+        ``floor(high * u)`` with a float32 u can round up to ``high`` itself)."""
+        return self.rng(xp, images).integers(0, high, size=n, dtype=xp.int64)
 
 
 class Compose:
@@ -159,8 +167,8 @@ class RandomCrop(RandomTransform):
         if crop_h > height or crop_w > width:
             raise ValueError(f"RandomCrop: crop {self.size} is larger than the padded image {(height, width)}")
         # One random top-left corner per image, then gather every window with one fancy index.
-        top = xp.floor(self.uniform(xp, 0, height - crop_h + 1, n)).astype(xp.int64)
-        left = xp.floor(self.uniform(xp, 0, width - crop_w + 1, n)).astype(xp.int64)
+        top = self.integers(xp, height - crop_h + 1, n, images)
+        left = self.integers(xp, width - crop_w + 1, n, images)
         rows = top[:, None] + xp.arange(crop_h)       # (N, crop_h)
         cols = left[:, None] + xp.arange(crop_w)      # (N, crop_w)
         batch = xp.arange(n)[:, None, None, None]
@@ -183,7 +191,7 @@ class RandomHorizontalFlip(RandomTransform):
     def __call__(self, images):
         _check_batch(images, "RandomHorizontalFlip")
         xp = backend.get_array_module(images)
-        flip = self.rng(xp).random(images.shape[0]) < self.p     # (N,) bool
+        flip = self.rng(xp, images).random(images.shape[0]) < self.p     # (N,) bool
         return xp.where(flip[:, None, None, None], images[..., ::-1], images)
 
     def __repr__(self) -> str:
@@ -223,11 +231,11 @@ class RandomAffine(RandomTransform):
         _check_batch(images, type(self).__name__)
         xp = backend.get_array_module(images)
         n, _, height, width = images.shape
-        angle = self.uniform(xp, *self.degrees, n) * xp.float32(math.pi / 180)
-        zoom = self.uniform(xp, *self.scale, n) if self.scale else xp.ones(n, xp.float32)
+        angle = self.uniform(xp, *self.degrees, n, images) * xp.float32(math.pi / 180)
+        zoom = self.uniform(xp, *self.scale, n, images) if self.scale else xp.ones(n, xp.float32)
         if self.translate:
-            shift_x = self.uniform(xp, -self.translate[0], self.translate[0], n) * width
-            shift_y = self.uniform(xp, -self.translate[1], self.translate[1], n) * height
+            shift_x = self.uniform(xp, -self.translate[0], self.translate[0], n, images) * width
+            shift_y = self.uniform(xp, -self.translate[1], self.translate[1], n, images) * height
         else:
             shift_x = shift_y = xp.zeros(n, xp.float32)
         matrices = affine_matrices(angle, zoom, shift_x, shift_y)
@@ -264,8 +272,8 @@ class RandomTranslation(RandomAffine):
         n, _, height, width = images.shape
         fx, fy = self.translate
         # Whole-pixel shifts: exact, no blurring.
-        shift_x = xp.rint(self.uniform(xp, -fx, fx, n) * width)
-        shift_y = xp.rint(self.uniform(xp, -fy, fy, n) * height)
+        shift_x = xp.rint(self.uniform(xp, -fx, fx, n, images) * width)
+        shift_y = xp.rint(self.uniform(xp, -fy, fy, n, images) * height)
         matrices = affine_matrices(xp.zeros(n, xp.float32), xp.ones(n, xp.float32), shift_x, shift_y)
         return affine_grid_sample(images, matrices, "nearest", self.fill)
 
@@ -287,8 +295,8 @@ class Cutout(RandomTransform):
         _check_batch(images, "Cutout")
         xp = backend.get_array_module(images)
         n, _, height, width = images.shape
-        cy = xp.floor(self.uniform(xp, 0, height, n)).astype(xp.int64)[:, None, None]
-        cx = xp.floor(self.uniform(xp, 0, width, n)).astype(xp.int64)[:, None, None]
+        cy = self.integers(xp, height, n, images)[:, None, None]
+        cx = self.integers(xp, width, n, images)[:, None, None]
         top, left = cy - self.size // 2, cx - self.size // 2
         ys = xp.arange(height)[None, :, None]
         xs = xp.arange(width)[None, None, :]

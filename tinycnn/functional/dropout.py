@@ -22,7 +22,7 @@ class Dropout(Function):
     def forward(self, x, p):
         xp = get_array_module(x)
         draw_dtype = np.float32 if x.dtype == np.float32 else np.float64  # the generator's two dtypes
-        keep = get_rng(xp).random(x.shape, dtype=draw_dtype) >= p          # True with probability 1 - p
+        keep = get_rng(xp, x).random(x.shape, dtype=draw_dtype) >= p          # True with probability 1 - p
         scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
         self.mask = keep.astype(x.dtype) * x.dtype.type(scale)
         return x * self.mask

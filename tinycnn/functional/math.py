@@ -103,7 +103,8 @@ class Pow(Function):
             grad_a = unbroadcast(grad * self.b * self.a ** (self.b - 1), _shape(self.a))
         if self.needs_input_grad[1]:
             xp = get_array_module(self.out)
-            log_a = xp.log(xp.where(self.a > 0, self.a, 1))  # 0 where a <= 0 (no real log)
+            a = xp.asarray(self.a)   # 2 ** t: a Python number, whose "a > 0" CuPy's where cannot take
+            log_a = xp.log(xp.where(a > 0, a, 1))  # 0 where a <= 0 (no real log)
             grad_b = unbroadcast(grad * self.out * log_a, _shape(self.b))
         return grad_a, grad_b
 
@@ -167,10 +168,24 @@ def _check_operands(name, a, b):
                            "move one with .to()")
 
 
+def _scalar_if_0d(x):
+    """A 0-d NumPy array as a NumPy scalar: CuPy's kernels take numbers and ``np.generic``, not
+    NumPy arrays (``gpu_tensor * np.array(0.5)`` would raise); the value and dtype stay the same."""
+    return x[()] if isinstance(x, np.ndarray) and x.ndim == 0 else x
+
+
+def _check_same_device(name, x, y, x_is="operands", y_is=None):
+    """Raise tinycnn's mixed-device error (CuPy's own is a TypeError about implicit conversion)."""
+    device_x, device_y = _operand_device(x), _operand_device(y)
+    if device_x is not None and device_y is not None and device_x != device_y:
+        what = f"{x_is} and {y_is} are" if y_is else "operands are"
+        raise RuntimeError(f"{name}: {what} on different devices ({device_x} and {device_y}); move one with .to()")
+
+
 def _binary(function, name):
     def op(a, b):
         _check_operands(name, a, b)
-        return function.apply(a, b)
+        return function.apply(_scalar_if_0d(a), _scalar_if_0d(b))
 
     op.__name__ = name
     op.__doc__ = f"Element-wise ``{name}`` with NumPy broadcasting; numbers mix in freely."
@@ -187,6 +202,7 @@ pow = _binary(Pow, "pow")
 def matmul(a, b) -> Tensor:
     """Matrix product with NumPy's ``@`` rules (batched, 1-D promoted)."""
     _check_operands("matmul", a, b)
+    a, b = _scalar_if_0d(a), _scalar_if_0d(b)
     if builtins.min(np.ndim(a.data if isinstance(a, Tensor) else a), np.ndim(b.data if isinstance(b, Tensor) else b)) == 0:
         raise ValueError("matmul: both operands need at least one dimension (use * for scalars)")
     return MatMul.apply(a, b)
@@ -360,12 +376,12 @@ clamp = clip
 
 def maximum(a, b) -> Tensor:
     _check_operands("maximum", a, b)
-    return Maximum.apply(a, b)
+    return Maximum.apply(_scalar_if_0d(a), _scalar_if_0d(b))
 
 
 def minimum(a, b) -> Tensor:
     _check_operands("minimum", a, b)
-    return -Maximum.apply(-a, -b)
+    return -Maximum.apply(-_scalar_if_0d(a), -_scalar_if_0d(b))
 
 
 def where(condition, a, b) -> Tensor:
@@ -374,7 +390,9 @@ def where(condition, a, b) -> Tensor:
     condition = condition.data if isinstance(condition, Tensor) else condition
     if condition.dtype != bool:
         raise TypeError(f"where: condition must be boolean, got {condition.dtype}")
-    return Where.apply(condition, a, b)
+    for x in (a, b):
+        _check_same_device("where", condition, x, "the condition", "an operand")
+    return Where.apply(condition, _scalar_if_0d(a), _scalar_if_0d(b))
 
 
 # --------------------------------------------------------------------------- reductions
@@ -626,6 +644,8 @@ def _check_joinable(name, tensors):
 def concatenate(tensors, axis: int = 0, *, dim=None) -> Tensor:
     """Join tensors along an existing axis (PyTorch calls it ``cat``)."""
     tensors = _check_joinable("concatenate", tensors)
+    for t in tensors[1:]:
+        _check_same_device("concatenate", tensors[0], t)
     axis = _pick_axis(axis if dim is None else None, dim) % tensors[0].ndim
     for t in tensors[1:]:
         if t.ndim != tensors[0].ndim or any(a != b for i, (a, b) in enumerate(zip(t.shape, tensors[0].shape)) if i != axis):
@@ -639,6 +659,8 @@ cat = concatenate
 def stack(tensors, axis: int = 0, *, dim=None) -> Tensor:
     """Join same-shaped tensors along a new axis."""
     tensors = _check_joinable("stack", tensors)
+    for t in tensors[1:]:
+        _check_same_device("stack", tensors[0], t)
     axis = _pick_axis(axis if dim is None else None, dim) % (tensors[0].ndim + 1)
     for t in tensors[1:]:
         if t.shape != tensors[0].shape:
@@ -708,7 +730,8 @@ def clone(x: Tensor) -> Tensor:
 
 def compare(a, b, ufunc_name: str) -> Tensor:
     """a < b, a == b, ...: a boolean tensor, outside the graph."""
-    raw_a = a.data if isinstance(a, Tensor) else a
-    raw_b = b.data if isinstance(b, Tensor) else b
+    _check_same_device(ufunc_name, a, b)
+    raw_a = _scalar_if_0d(a.data if isinstance(a, Tensor) else a)
+    raw_b = _scalar_if_0d(b.data if isinstance(b, Tensor) else b)
     xp = get_array_module(raw_a, raw_b)
     return Tensor.from_op(xp.asarray(getattr(xp, ufunc_name)(raw_a, raw_b)), None)

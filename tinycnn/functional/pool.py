@@ -11,9 +11,11 @@ tinycnn/windows.py). Each step is then one vectorized operation on a whole
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from .. import fast
+from .. import backend, fast
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
 from ..windows import conv_output_size, offset_view, pad_images, pair, unpad
@@ -140,6 +142,13 @@ def _adaptive_matrix(in_size: int, out_size: int) -> np.ndarray:
     return matrix
 
 
+@functools.lru_cache(maxsize=64)
+def _adaptive_matrix_on(in_size: int, out_size: int, dtype: str, device: str):
+    """``_adaptive_matrix`` as an array of ``dtype`` on ``device``, built and copied there once
+    (not on every forward: on a GPU each copy is a host -> device transfer). Read-only."""
+    return backend.to_device(_adaptive_matrix(in_size, out_size).astype(dtype), device)
+
+
 class AdaptiveAvgPool2d(Function):
     """x: (N, C, H, W) -> (N, C, OH, OW) with windows chosen to cover the input.
 
@@ -150,8 +159,9 @@ class AdaptiveAvgPool2d(Function):
 
     def forward(self, x, out_size):
         xp = get_array_module(x)
-        self.rows = xp.asarray(_adaptive_matrix(x.shape[2], out_size[0]), dtype=x.dtype)
-        self.cols = xp.asarray(_adaptive_matrix(x.shape[3], out_size[1]), dtype=x.dtype)
+        device = backend.device_of(x)
+        self.rows = _adaptive_matrix_on(x.shape[2], out_size[0], x.dtype.name, device)
+        self.cols = _adaptive_matrix_on(x.shape[3], out_size[1], x.dtype.name, device)
         return xp.einsum("ih,nchw,jw->ncij", self.rows, x, self.cols, optimize=True)
 
     def backward(self, grad):

@@ -58,7 +58,21 @@ class _BatchNorm(Module):
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
 
+    def _batches_counted(self) -> int:
+        """``num_batches_tracked`` as a Python int, kept on the host: reading the buffer on a GPU
+        every step would wait for the GPU (a host synchronisation per layer per step). The buffer
+        is read once, and again whenever it may have changed outside forward: a new array
+        (``.to()``), a ``load_state_dict`` (counted by Module), a reset."""
+        data, known = self.num_batches_tracked.data, getattr(self, "_host_count_key", None)
+        if known is not None and known[0] is data and known[1] == Module.state_loads:
+            self._host_count += 1
+        else:
+            self._host_count = int(data)     # one read (this step's increment included)
+            self._host_count_key = (data, Module.state_loads)
+        return self._host_count
+
     def reset_running_stats(self) -> None:
+        self._host_count_key = None
         if self.track_running_stats:
             init.zeros_(self.running_mean)
             init.ones_(self.running_var)
@@ -94,7 +108,7 @@ class _BatchNorm(Module):
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1  # a counter, not part of the graph
             if self.momentum is None:
-                average_factor = 1.0 / float(self.num_batches_tracked.item())
+                average_factor = 1.0 / self._batches_counted()
         # Batch statistics while training, or when there are no running ones to use.
         use_batch_stats = self.training or self.running_mean is None
         # In training without tracking, pass no running stats so none are updated.

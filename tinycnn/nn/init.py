@@ -50,8 +50,9 @@ def _fill_random(tensor: Tensor, draw) -> Tensor:
     seeded alike start from the same numbers (up to rounding).
     """
     xp = backend.get_array_module(tensor.data)
-    values = draw(backend.get_rng(xp), tensor.shape)
-    tensor.data[...] = values.astype(tensor.dtype, copy=False)
+    with backend.device_scope(tensor.data):   # draw on the tensor's GPU, not the current one
+        values = draw(backend.get_rng(xp, tensor.data), tensor.shape)
+        tensor.data[...] = values.astype(tensor.dtype, copy=False)
     return tensor
 
 

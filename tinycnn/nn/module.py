@@ -71,6 +71,7 @@ class Module:
     """
 
     training: bool
+    state_loads = 0   # load_state_dict calls so far, in any module (BatchNorm's host-side count reads it)
 
     def __init__(self):
         # object.__setattr__ because our own __setattr__ needs these dicts to exist
@@ -387,6 +388,7 @@ class Module:
                 f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(problems)
             )
 
+        Module.state_loads += 1
         with no_grad():
             for key, tensor in own.items():
                 if key not in state_dict:

@@ -71,7 +71,7 @@ class Adam(Optimizer):
                         continue
                     p, grad = param.data, param.grad.data
                     xp = backend.get_array_module(p)
-                    state = self.state.setdefault(param, {})
+                    state = self._state_on_device(param)
                     if not state:
                         state["step"] = 0
                         state["exp_avg"] = xp.zeros_like(p)

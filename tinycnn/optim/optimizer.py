@@ -160,6 +160,15 @@ class Optimizer:
                 if key != "params":
                     group[key] = copy.deepcopy(value)
 
+    def _state_on_device(self, param) -> dict:
+        """``param``'s state, its arrays first moved to ``param``'s device: ``Module.to()`` after
+        some steps moves the parameters, not this state (CuPy would refuse NumPy buffers)."""
+        state = self.state.setdefault(param, {})
+        for key, value in state.items():
+            if _is_array(value) and backend.device_of(value) != param.device:
+                state[key] = backend.to_device(value, param.device)
+        return state
+
     def __repr__(self) -> str:
         text = type(self).__name__ + " ("
         for index, group in enumerate(self.param_groups):

@@ -55,7 +55,7 @@ class SGD(Optimizer):
                 for param in group["params"]:
                     if param.grad is None:
                         continue
-                    state = self.state.setdefault(param, {}) if rule["momentum"] != 0 else {}
+                    state = self._state_on_device(param) if rule["momentum"] != 0 else {}
                     buf = state.get("momentum_buffer")
                     if fast.enabled() and buf is not None:   # the fast floor: one pass (fast/kernels/sgd.py)
                         fast.sgd_momentum_step(param.data, param.grad.data, buf, **rule)
