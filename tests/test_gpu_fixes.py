@@ -398,3 +398,28 @@ def test_gpu_batch_norm_reductions_equal_the_cpu(cuda_device):
         outs.append((backend.to_numpy(out.data), backend.to_numpy(t.grad.data)))
     for a, b in zip(*outs):
         np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- issue 21: target checks without a wait per step
+def test_out_of_range_targets_are_caught_late_but_caught_where_the_check_is_deferred(monkeypatch):
+    """On a GPU cross_entropy only marks a bad target on the device; the training loop reads the
+    mark where it waits anyway. The same mechanism, run on the CPU with the immediate check off."""
+    from tinycnn.functional import loss as loss_module
+    from tinycnn.train import train_one_epoch
+
+    monkeypatch.setattr(loss_module, "_check_targets_at_once", lambda xp: False)
+    logits = tinycnn.randn(4, 3, requires_grad=True)
+    value = F.cross_entropy(logits, tinycnn.tensor(np.array([0, 1, 3, 2])))   # 3: out of range, no error yet
+    assert np.isnan(value.item())
+    with pytest.raises(ValueError, match="a target on cpu was out of range for 3 classes"):
+        loss_module.raise_if_targets_were_out_of_range()
+    loss_module.raise_if_targets_were_out_of_range()                           # read once, then cleared
+
+    tinycnn.manual_seed(0)
+    images = np.random.default_rng(0).integers(0, 255, (40, 1, 8, 8)).astype(np.uint8)
+    dataset = tinycnn.data.ImageDataset(images, np.arange(40) % 3, ("a", "b", "c"))
+    dataset.labels[25] = 7                                                     # one bad label, batch 3 of 4
+    loader = tinycnn.data.DataLoader(dataset, batch_size=10, transform=tinycnn.data.ToFloat())
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    with pytest.raises(ValueError, match="out of range for 3 classes"):
+        train_one_epoch(model, loader, optim.SGD(model.parameters(), lr=0.1), progress=False)

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from . import backend
 from .functional import cross_entropy
+from .functional.loss import raise_if_targets_were_out_of_range
 from .tensor import no_grad
 
 __all__ = ["FitState", "TrainingDiverged", "fit", "train_one_epoch", "evaluate", "predict"]
@@ -115,6 +116,7 @@ def train_one_epoch(model, loader, optimizer, loss_fn=None, scheduler=None, prog
         if check_every is None:
             check_every = 1 if backend.get_array_module(loss.data) is np else 10
         if step % check_every == check_every - 1 or step == len(loader) - 1:
+            raise_if_targets_were_out_of_range()  # deferred on a GPU: read here, where the host waits anyway
             if not math.isfinite(float(loss_sum)):  # a nan or inf stays in the running sum
                 raise TrainingDiverged(step + 1, len(loader), float(loss_sum))
         if progress and (step % 10 == 0 or step == len(loader) - 1):  # reading a value syncs the GPU: not every step
@@ -154,6 +156,7 @@ def evaluate(model, loader, loss_fn=None, return_predictions: bool = False, prog
                 truths.append(labels.data)
                 probabilities.append(probs)
     model.train(was_training)
+    raise_if_targets_were_out_of_range()
     seconds = time.perf_counter() - start
     result = {"loss": float(loss_sum) / max(seen, 1), "accuracy": float(correct) / max(seen, 1),
               "images_per_second": seen / max(seconds, 1e-9), "count": seen}

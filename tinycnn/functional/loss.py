@@ -141,7 +141,9 @@ def cross_entropy(logits: Tensor, target, label_smoothing: float = 0.0, reductio
 
     A target outside [0, C) raises on the CPU. On a GPU, checking it would copy the
     targets' minimum and maximum to the host and wait for the GPU at every step, so
-    there such a sample's loss (and so the mean or sum) comes out NaN instead.
+    there such a sample's loss (and so the mean or sum) comes out NaN, and the check is
+    deferred: a flag on the GPU remembers it, and :func:`raise_if_targets_were_out_of_range`
+    reads it when the host waits anyway (``tinycnn.train``'s loops call it every 10 steps).
     """
     raw_target = target.data if isinstance(target, Tensor) else target
     raw_logits = logits.data if isinstance(logits, Tensor) else logits
@@ -158,7 +160,9 @@ def cross_entropy(logits: Tensor, target, label_smoothing: float = 0.0, reductio
     if tuple(raw_target.shape) != (n,):
         raise ValueError(f"cross_entropy: target should have shape ({n},) to match logits {tuple(logits.shape)}, "
                          f"got {tuple(raw_target.shape)}")
-    targets_checked = xp is np  # on the CPU the check is cheap (see above)
+    targets_checked = _check_targets_at_once(xp)  # on the CPU the check is cheap (see above)
+    if n > 0 and not targets_checked:
+        _defer_target_check(raw_target, classes)
     if n > 0 and targets_checked:
         low, high = int(raw_target.min()), int(raw_target.max())
         if low < 0 or high >= classes:
@@ -172,3 +176,33 @@ def cross_entropy(logits: Tensor, target, label_smoothing: float = 0.0, reductio
     return CrossEntropy.apply(logits, raw_target.astype(np.int64, copy=False),
                               label_smoothing=float(label_smoothing), reduction=reduction,
                               targets_checked=targets_checked)
+
+
+# --------------------------------------------------------------------------- deferred target checks (GPU)
+def _check_targets_at_once(xp) -> bool:
+    """Whether cross_entropy checks its targets as it is called: on the CPU (cheap), not on a GPU."""
+    return xp is np
+
+
+_out_of_range: dict = {}  # device -> (device-side bool "some target was out of range", classes)
+
+
+def _defer_target_check(target, classes: int) -> None:
+    """Remember, on the target's device, whether any target lies outside [0, classes): no waiting."""
+    bad = ((target < 0) | (target >= classes)).any()
+    device = backend.device_of(target)
+    if device in _out_of_range:
+        bad = bad | _out_of_range[device][0]
+    _out_of_range[device] = (bad, classes)
+
+
+def raise_if_targets_were_out_of_range() -> None:
+    """Read the deferred checks (one host read per device for all calls since the last read) and clear
+    them; raise if a target was out of range. Call it where the host waits for the device anyway."""
+    pending = list(_out_of_range.items())
+    _out_of_range.clear()
+    for device, (bad, classes) in pending:
+        if bool(bad):
+            raise ValueError(f"cross_entropy: a target on {device} was out of range for {classes} classes "
+                             f"(expected values in [0, {classes - 1}]; on a GPU this is checked without waiting "
+                             f"at every step, so it was seen up to 10 steps late)")
