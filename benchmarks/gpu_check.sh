@@ -16,9 +16,15 @@ note() { echo "[$(( $(date +%s) - start ))s] $*"; }
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD"
 data="${TINYCNN_DATA:-/tmp/data}"
 
-note "install (pinned as in .ci/run; [ctk] brings NVRTC and cuBLAS)"
-timeout 60 pip install --quiet 'cupy-cuda13x[ctk]==14.2.0' torch pytest hypothesis >"$out/install.log" 2>&1 \
-    || note "install incomplete: see install.log"
+# The lent machine has CuPy 14, PyTorch and pytest, and no internet: install only what is missing
+# (pip would otherwise spend the whole minute failing to reach PyPI).
+if python -c "import cupy, torch, pytest, hypothesis" >"$out/install.log" 2>&1; then
+    note "CuPy, PyTorch and pytest present: nothing to install"
+else
+    note "install (pinned as in .ci/run; [ctk] brings NVRTC and cuBLAS)"
+    timeout 60 pip install --quiet 'cupy-cuda13x[ctk]==14.2.0' torch pytest hypothesis >>"$out/install.log" 2>&1 \
+        || note "install incomplete: see install.log"
+fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.csv" 2>&1
 
 note "the GPU test suite (pytest -m gpu)"
@@ -32,7 +38,7 @@ note "throughput, TF32 GEMMs, against PyTorch"
 timeout 60 python benchmarks/throughput.py --device cuda --tf32 --rounds 3 --json "$out/throughput_tf32.json" \
     >"$out/throughput_tf32.log" 2>&1
 
-note "LeNet-5 to 99% on MNIST (downloads MNIST if it is not staged: ~12 MiB)"
+note "LeNet-5 to 99% on MNIST (staged in $data/mnist: carry it, 12 MB, see benchmarks/README.md)"
 timeout 60 python benchmarks/time_to_accuracy.py --device cuda --data-dir "$data" --targets lenet5-mnist \
     --json "$out/lenet5_mnist.json" >"$out/lenet5_mnist.log" 2>&1
 
@@ -42,6 +48,10 @@ if [ "$budget" -gt 30 ] && [ -d "$data/cifar10" ]; then
     timeout "$budget" python -m tinycnn.cli train --dataset cifar10 --model resnet20 --device cuda \
         --data-dir "$data" --epochs 182 --out "$out/resnet20" --quiet >"$out/resnet20.log" 2>&1
     echo "{\"resnet20_exit\": $?, \"seconds\": $budget}" >"$out/resnet20.json"
+    # stopped by the timeout, the run never wrote history.json: take the epochs from its checkpoint
+    python -c "import json, sys; from tinycnn.runner import load_checkpoint; \
+json.dump(load_checkpoint(sys.argv[1])['fit_state']['history'], open(sys.argv[2], 'w'), indent=1)" \
+        "$out/resnet20" "$out/resnet20_history.json" >>"$out/resnet20.log" 2>&1
 else
     echo "{\"resnet20_skipped\": \"budget ${budget}s or no $data/cifar10\"}" >"$out/resnet20.json"
 fi
