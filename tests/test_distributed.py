@@ -48,20 +48,19 @@ def test_hooks_only_on_leaves():
 @pytest.mark.parametrize("world", [2, 3, 5])
 def test_shards_cover_every_epoch_once(world, shuffle):
     n = 53
-    images = np.arange(n, dtype=np.uint8).reshape(n, 1, 1, 1)
+    samples = (np.zeros((n, 1, 1, 1), dtype=np.uint8), np.arange(n))   # the label says which sample it is
     seen, batches = [], []
     for rank in range(world):
-        loader = DataLoader((images, np.zeros(n)), batch_size=8, shuffle=shuffle, seed=1, transform=lambda x: x)
+        loader = DataLoader(samples, batch_size=8, shuffle=shuffle, seed=1)
         loader.set_shard(rank, world)
         loader.set_epoch(4)
-        batches.append([b.numpy().ravel().tolist() for b, _ in loader])
+        batches.append([labels.numpy().tolist() for _, labels in loader])
         seen += [v for batch in batches[-1] for v in batch]
     assert sorted(seen) == list(range(n))
-    whole = DataLoader((images, np.zeros(n)), batch_size=8, shuffle=shuffle, seed=1, transform=lambda x: x)
+    whole = DataLoader(samples, batch_size=8, shuffle=shuffle, seed=1)
     whole.set_epoch(4)
-    for step, full in enumerate(whole):   # the ranks' parts of step k are exactly step k of one process
-        parts = [v for rank in range(world) for v in (batches[rank][step] if step < len(batches[rank]) else [])]
-        assert parts == full[0].numpy().ravel().tolist()
+    for step, (_, labels) in enumerate(whole):   # the ranks' parts of step k are exactly step k of one process
+        assert [v for rank in range(world) for v in batches[rank][step]] == labels.numpy().tolist()
 
 
 def test_set_shard_refuses_a_rank_outside_the_world():
@@ -143,8 +142,8 @@ def _launch(ranks, script, tmp_path, timeout=120, env=None):
     return done.returncode, done.stdout + done.stderr, time.monotonic() - start
 
 
-TRAIN = (f"{sys.executable} -m tinycnn.cli train --quiet --train-size 1000 --val-split 100 --batch-size 60 "
-         "--augment none --sync-batchnorm")
+TRAIN = (f"{sys.executable} -m tinycnn.cli train --quiet --train-size 180 --val-split 60 --batch-size 60 --optimizer sgd "
+         "--augment none --sync-batchnorm --schedule none")  # a constant rate: stopping at 1 of 2 epochs changes nothing
 
 
 def _weights(run):
@@ -170,8 +169,10 @@ def test_resume_across_rank_counts_gives_the_weights_of_one_uninterrupted_proces
     expected = _weights(tmp_path / "alone")
     for run in ("two_then_one", "one_then_two"):
         got = _weights(tmp_path / run)
-        for name in expected:  # float32, two epochs of Adam: rounding, not a different computation
-            np.testing.assert_allclose(got[name], expected[name], rtol=2e-3, atol=2e-4, err_msg=f"{run}: {name}")
+        # float32 through batch norm: one process with 1 and with 2 worker threads (another order of the
+        # sums) differs by as much after 4 steps; the exact equality is tested in float64 (test_distributed_mpi.py)
+        for name in expected:
+            np.testing.assert_allclose(got[name], expected[name], rtol=1e-3, atol=1e-4, err_msg=f"{run}: {name}")
 
 
 def test_a_configuration_mismatch_stops_the_run_saying_which(tmp_path):
@@ -183,7 +184,7 @@ def test_a_configuration_mismatch_stops_the_run_saying_which(tmp_path):
 
 
 def test_a_killed_rank_ends_the_run(tmp_path):
-    cli = TRAIN.replace(" --quiet", " --quiet --distributed").replace("--train-size 1000", "--train-size 6000")
+    cli = TRAIN.replace(" --quiet", " --quiet --distributed").replace("--train-size 180", "--train-size 6000")
     script = (f'{cli} --epochs 50 --out run & pid=$!; '
               f'if [ "$PMI_RANK" = 1 ]; then sleep 4; kill -9 $pid; fi; wait $pid')
     code, out, seconds = _launch(2, script, tmp_path, timeout=90, env={"TINYCNN_DIST_TIMEOUT": "20"})
@@ -193,7 +194,7 @@ def test_a_killed_rank_ends_the_run(tmp_path):
 
 
 def test_a_rank_that_hangs_ends_the_run_with_a_timeout(tmp_path):
-    cli = TRAIN.replace(" --quiet", " --quiet --distributed").replace("--train-size 1000", "--train-size 6000")
+    cli = TRAIN.replace(" --quiet", " --quiet --distributed").replace("--train-size 180", "--train-size 6000")
     script = (f'{cli} --epochs 50 --out run & pid=$!; '
               f'if [ "$PMI_RANK" = 1 ]; then sleep 4; kill -STOP $pid; fi; wait $pid')
     code, out, seconds = _launch(2, script, tmp_path, timeout=90, env={"TINYCNN_DIST_TIMEOUT": "3"})

@@ -35,7 +35,9 @@ def _train(args) -> int:
     from .runner import run_training
 
     metrics = run_training(from_arguments(args), resume=args.resume, overwrite=args.overwrite)
-    if args.progress is False:  # --quiet
+    from .distributed import rank
+
+    if args.progress is False and rank() == 0:  # --quiet (with --distributed: rank 0 speaks for all)
         print(f"test accuracy {100 * metrics['test_accuracy']:.2f}%")
     return 0
 

@@ -92,8 +92,8 @@ class DistributedDataParallel(Module):
     def _broadcast_state(self) -> None:
         """Rank 0's weights and buffers everywhere: the one time weights are sent."""
         for _, tensor in self.module._state_tensors():
-            tensor.data = self.group.broadcast(backend.get_array_module(tensor.data).ascontiguousarray(tensor.data),
-                                               root=0, what="broadcasting rank 0's weights")
+            data = tensor.data if tensor.data.flags.c_contiguous else tensor.data.copy(order="C")  # 0-d stays 0-d
+            tensor.data = self.group.broadcast(data, root=0, what="broadcasting rank 0's weights")
 
     @staticmethod
     def _make_buckets(params: list, capacity: int) -> list:
