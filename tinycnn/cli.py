@@ -35,7 +35,9 @@ def _train(args) -> int:
     from .runner import run_training
 
     metrics = run_training(from_arguments(args), resume=args.resume, overwrite=args.overwrite)
-    if args.progress is False:  # --quiet
+    from .distributed import rank
+
+    if args.progress is False and rank() == 0:  # --quiet (with --distributed: rank 0 speaks for all)
         print(f"test accuracy {100 * metrics['test_accuracy']:.2f}%")
     return 0
 
@@ -177,6 +179,13 @@ def _info(args) -> int:
     except ImportError:
         print("cupy    not installed (GPU support: pip install 'tinycnn[cuda12]' or 'tinycnn[cuda13]')")
     print(f"cuda    {'available' if backend.cuda_is_available() else 'not available'}")
+    from .distributed import launched_size, mpi_library
+
+    library = mpi_library()
+    print(f"mpi     {library or 'not installed (many machines: pip install tinycnn[mpi])'}")
+    size = launched_size()
+    print(f"world   {size} process{'es' if size > 1 else ''} "
+          f"({'started by mpiexec' if size > 1 else 'not started by mpiexec'}; train with --distributed)")
     return 0
 
 
@@ -251,6 +260,7 @@ def main(argv=None) -> int:
     from .fast import keep_freed_memory
     from .runner import RunFailed
     from .serialization import CheckpointError
+    from .distributed import DistributedError
 
     debug = False
     try:
@@ -259,15 +269,42 @@ def main(argv=None) -> int:
         keep_freed_memory()  # the command's process keeps freed memory for reuse (tinycnn/fast/allocator.py)
         return args.handler(args)
     except (UserError, CheckpointError, DeviceError, RunFailed, FileNotFoundError, ValueError, OSError,
-            ImportError) as error:
+            ImportError, DistributedError) as error:
         if debug:
             raise
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"tinycnn {args.command}: error: {message}", file=sys.stderr)
-        return 1
+        return _end_every_rank(1)
     except KeyboardInterrupt:
         print(f"tinycnn {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _end_every_rank(130)
+    except BaseException:
+        if _in_multi_rank_run():  # a bug on one rank: its traceback, then every rank stops
+            import traceback
+
+            traceback.print_exc()
+            _end_every_rank(1)
+        raise
+
+
+def _in_multi_rank_run() -> bool:
+    from . import distributed
+
+    return distributed.is_initialized() and distributed.world_size() > 1
+
+
+def _end_every_rank(code: int) -> int:
+    """A rank that fails ends the whole run (MPI_Abort), so the others do not wait for it until the timeout.
+
+    Outside a multi-rank run it only returns ``code``.
+    """
+    if _in_multi_rank_run():
+        from . import distributed
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        distributed.group().abort(code)
+    return code
 
 
 if __name__ == "__main__":

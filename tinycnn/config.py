@@ -149,6 +149,11 @@ class RunConfig:
                               on_resume=CHANGEABLE)
     progress: bool | None = setting("no progress bar, only the final accuracy", on_resume=CHANGEABLE, default=True,
                                     flag="--quiet")
+    distributed: bool | None = setting("train on every process `mpiexec -n N` started (data parallelism): --batch-size "
+                                       "is the global batch, each rank takes its share", on_resume=CHANGEABLE,
+                                       default=False)
+    sync_batchnorm: bool | None = setting("--distributed: batch norm statistics over the whole global batch "
+                                          "(SyncBatchNorm), not each rank's share", on_resume=FIXED, default=False)
 
     def given(self) -> dict:
         """The settings that were given (not ``None``)."""

@@ -59,14 +59,18 @@ def run_training(config: RunConfig, resume=None, overwrite: bool = False) -> dic
     run replace the run held by its folder (``config.out``).
     """
     plan = plan_run(config, resume, overwrite)                  # 1. settings and folder
-    with RunFolder(plan.folder) as folder:
-        if plan.replaces_run:
+    group = join_ranks(plan)                                     #    (--distributed: the ranks agree on them)
+    writer = group is None or group.rank == 0                   # only rank 0 writes into the run folder
+    with RunFolder(plan.folder) if writer else _NotWriting(plan.folder) as folder:
+        if plan.replaces_run and writer:
             folder.clear()
         backend.manual_seed(plan.config.seed)
         run_data = prepare_data(plan.config, plan.checkpoint)    # 2. data
         parts = build_training(plan, run_data)                   # 3. model, optimizer, schedule
-        state = train(plan, run_data, parts, folder)             # 4. epochs, with checkpoints
-        return report(plan, run_data, parts, state, folder)      # 5. test once, write the results
+        if group is not None:
+            distribute(plan, run_data, parts, group)             #    each rank its shares; gradients averaged
+        state = train(plan, run_data, parts, folder, group)      # 4. epochs, with checkpoints
+        return report(plan, run_data, parts, state, folder, group)  # 5. test once, write the results
 
 
 # --------------------------------------------------------------------------- 1. the plan
@@ -123,6 +127,8 @@ def plan_run(config: RunConfig, resume=None, overwrite: bool = False) -> Plan:
         saved.progress = True
     if "download" not in given:
         saved.download = False
+    if "distributed" not in given:  # like the progress bar: how this invocation runs, not the recipe
+        saved.distributed = False
 
     done, planned = int(checkpoint["fit_state"]["epoch"]), saved.epochs
     target = config.epochs if config.epochs is not None else planned
@@ -161,6 +167,74 @@ def _describe_run(folder: Path) -> str:
         return f"{config['model']} on {config['dataset']}, epoch {epoch} of {config['epochs']}"
     except Exception:  # a damaged checkpoint is still a run not to clobber
         return "its checkpoint.npz"
+
+
+# --------------------------------------------------------------------------- 1b. the ranks (--distributed)
+def join_ranks(plan: Plan):
+    """With ``--distributed``: join the ranks mpiexec started and check they all run this plan; else None.
+
+    A run started by ``mpiexec -n N`` (N > 1) without ``--distributed`` is refused: every
+    process would train its own copy into the same folder.
+    """
+    from . import distributed
+
+    config = plan.config
+    if not config.distributed:
+        if distributed.launched_size() > 1:
+            raise RunFailed(f"started by mpiexec as one of {distributed.launched_size()} processes, but without "
+                            f"--distributed: each would train its own copy into {plan.folder}; add --distributed")
+        return None
+    group = distributed.init(device=config.device)
+    config.device = group.device        # cuda -> this rank's cuda:K
+    if group.rank != 0:
+        config.progress = False         # one progress bar, one set of messages: rank 0's
+    recipe = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+              if f.metadata["on_resume"] != CHANGEABLE}
+    recipe["resumed from epoch"] = plan.checkpoint["fit_state"]["epoch"] if plan.checkpoint is not None else 0
+    distributed.check_ranks_agree(group, "configuration", recipe)  # also: no rank creates files before all planned
+    if config.progress:
+        print(f"distributed: {group.size} ranks ({group.backend_name}; {distributed.mpi_library() or 'no MPI'}), "
+              f"{config.batch_size} images per step in all")
+    return group
+
+
+def distribute(plan: Plan, run_data: "RunData", parts: "TrainingParts", group) -> None:
+    """Shard the loaders, check every rank has the same data and model, and wrap the model for data parallelism."""
+    from . import distributed
+
+    config = plan.config
+    distributed.check_ranks_agree(group, "data", {k: run_data.meta[k] for k in (
+        "classes", "image_shape", "train_images", "mean", "std")})
+    distributed.check_ranks_agree(group, "model", distributed.model_signature(parts.model))
+    last = len(run_data.train_set) % config.batch_size
+    if 0 < last < group.size:
+        raise RunFailed(f"the last training batch holds {last} image(s) ({len(run_data.train_set)} images, --batch-size "
+                        f"{config.batch_size}), fewer than the {group.size} ranks, so a rank would have none: choose a "
+                        f"--batch-size that leaves at least {group.size} images in the last batch")
+    for loader in (run_data.train_loader, run_data.val_loader):   # the test set: rank 0 alone, in report()
+        if loader is not None:
+            loader.set_shard(group.rank, group.size)
+    model = parts.model
+    if config.sync_batchnorm:
+        model = distributed.SyncBatchNorm.convert_sync_batchnorm(model, group)   # shares the parameters
+    parts.model = distributed.DistributedDataParallel(model, group)
+    if group.rank > 0:  # augmentation and dropout draw differently on each rank (rank 0 keeps the run's own stream)
+        seed = np.random.SeedSequence([config.seed, group.rank, parts.state.epoch]).generate_state(1)[0]
+        backend.manual_seed(int(seed))
+
+
+class _NotWriting:
+    """The run folder as a rank other than 0 sees it: it knows the paths and writes nothing."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.checkpoint = self.path / "checkpoint.npz"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
 
 
 # --------------------------------------------------------------------------- 2. data
@@ -415,8 +489,8 @@ def loss_function(config: RunConfig):
 
 
 # --------------------------------------------------------------------------- 4. training
-def train(plan: Plan, run_data: RunData, parts: TrainingParts, folder: RunFolder) -> FitState:
-    """Run the remaining epochs, saving a checkpoint after each.
+def train(plan: Plan, run_data: RunData, parts: TrainingParts, folder: RunFolder, group=None) -> FitState:
+    """Run the remaining epochs, saving a checkpoint after each (with ``group``: rank 0 saves).
 
     Raises :class:`RunFailed` when the loss diverges or a checkpoint cannot be
     written; the message names the epoch or the file, and the checkpoint that survived.
@@ -431,6 +505,8 @@ def train(plan: Plan, run_data: RunData, parts: TrainingParts, folder: RunFolder
 
     def save_checkpoint(fit_state):
         nonlocal saved_epoch
+        if group is not None and group.rank != 0:
+            return
         folder.remove_debris()
         try:
             save(_checkpoint(config, parts, fit_state, run_data.meta), folder.checkpoint)
@@ -442,7 +518,7 @@ def train(plan: Plan, run_data: RunData, parts: TrainingParts, folder: RunFolder
     try:
         return fit(parts.model, run_data.train_loader, parts.optimizer, config.epochs, val_loader=run_data.val_loader,
                    scheduler=parts.scheduler, step_scheduler_per_batch=parts.per_batch, state=parts.state,
-                   on_epoch_end=save_checkpoint, progress=config.progress, loss_fn=loss_function(config))
+                   on_epoch_end=save_checkpoint, progress=config.progress, loss_fn=loss_function(config), comm=group)
     except TrainingDiverged as diverged:
         rate = parts.optimizer.param_groups[0]["lr"]
         raise RunFailed(f"{diverged}; {_what_survived(folder, saved_epoch)}. A loss that explodes usually means too "
@@ -469,11 +545,24 @@ def _checkpoint(config: RunConfig, parts: TrainingParts, state: FitState, meta: 
 
 
 # --------------------------------------------------------------------------- 5. results
-def report(plan: Plan, run_data: RunData, parts: TrainingParts, state: FitState, folder: RunFolder) -> dict:
-    """Evaluate the test set once (with the best weights, which ``fit`` restored) and write the results."""
-    config = plan.config
+def report(plan: Plan, run_data: RunData, parts: TrainingParts, state: FitState, folder: RunFolder,
+           group=None) -> dict:
+    """Evaluate the test set once (with the best weights, which ``fit`` restored) and write the results.
+
+    With ``group``, rank 0 does this alone (the plots need every prediction) and sends
+    the metrics to the others, so every rank returns them.
+    """
     if state.epoch == 0 or not state.history:
         raise RuntimeError("no epoch was trained")
+    if group is not None:
+        metrics = _report(plan, run_data, parts, state, folder) if group.rank == 0 else None
+        sent = group.all_gather_bytes(json.dumps(metrics).encode("utf-8"), what="sending the test metrics")[0]
+        return json.loads(sent) | {"ranks": group.size}
+    return _report(plan, run_data, parts, state, folder)
+
+
+def _report(plan: Plan, run_data: RunData, parts: TrainingParts, state: FitState, folder: RunFolder) -> dict:
+    config = plan.config
     train_seconds = sum(record["seconds"] for record in state.history)
     test = evaluate(parts.model, run_data.test_loader, return_predictions=True)
     metrics = {

@@ -183,6 +183,7 @@ class Tensor:
     """
 
     __array_priority__ = 1000  # so ndarray + Tensor calls Tensor.__radd__
+    _post_accumulate_hooks = ()  # per tensor once one is registered (see register_post_accumulate_grad_hook)
 
     def __init__(self, data, requires_grad: bool = False, device=None, dtype=None):
         if isinstance(data, Tensor):
@@ -322,6 +323,21 @@ class Tensor:
             raise RuntimeError("retain_grad() on a tensor that does not require grad")
         self._retains_grad = True
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(self)`` each time backward has added this leaf's gradient into ``.grad``.
+
+        The engine visits a tensor once per backward, after every path to it has been
+        summed, so when the hook runs ``self.grad`` is final for this backward. Data
+        parallelism uses it to start sending a gradient while the backward goes on
+        (:mod:`tinycnn.distributed`). Returns a handle whose ``remove()`` takes the hook off.
+        """
+        if not self.is_leaf:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors (weights, inputs) accumulate "
+                               "a .grad; this tensor was computed by " + type(self._ctx).__name__)
+        hooks = self.__dict__.setdefault("_post_accumulate_hooks", [])
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradient: None (the default), or zeros in place (the array is kept)."""
         if set_to_none or self.grad is None:
@@ -361,6 +377,8 @@ class Tensor:
             if node._ctx is None or node._retains_grad:
                 with backend.device_scope(grad):
                     node._accumulate_grad(grad)
+                for hook in node._post_accumulate_hooks:  # the gradient is final now
+                    hook(node)
             fn = node._ctx
             if fn is None:
                 continue
@@ -473,6 +491,17 @@ class Tensor:
         return bool(self.item())
 
     __hash__ = object.__hash__  # tensors are identities (== is elementwise)
+
+
+class _HookHandle:
+    """What ``register_post_accumulate_grad_hook`` returns: ``remove()`` takes the hook off."""
+
+    def __init__(self, hooks: list, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
 
 
 def _reverse_topological_order(root: Tensor) -> list:

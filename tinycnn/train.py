@@ -87,8 +87,13 @@ def _batch_counts(logits, labels, loss):
     return loss.data * labels.shape[0], correct
 
 
-def train_one_epoch(model, loader, optimizer, loss_fn=None, scheduler=None, progress=True, desc="train") -> dict:
+def train_one_epoch(model, loader, optimizer, loss_fn=None, scheduler=None, progress=True, desc="train",
+                    comm=None) -> dict:
     """One pass over ``loader`` with updates. Returns mean loss, accuracy, images/s, seconds.
+
+    ``comm`` (data parallelism, :mod:`tinycnn.distributed`): each rank's loader yields
+    its share of every batch; the loss and accuracy reported are then those of all
+    ranks together (their sums are all-reduced once, at the end of the epoch).
 
     ``scheduler`` (optional) is stepped after every batch: pass a per-step
     schedule such as OneCycleLR here, and step per-epoch schedules yourself.
@@ -124,13 +129,19 @@ def train_one_epoch(model, loader, optimizer, loss_fn=None, scheduler=None, prog
             bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{100 * float(correct) / seen:.2f}%",
                             img_s=f"{seen / elapsed:.0f}")
     seconds = time.perf_counter() - start
+    loss_sum, correct, seen = _summed_over_ranks(comm, loss_sum, correct, seen)
     seen = max(seen, 1)
     return {"loss": float(loss_sum) / seen, "accuracy": float(correct) / seen,
             "images_per_second": seen / seconds, "seconds": seconds}
 
 
-def evaluate(model, loader, loss_fn=None, return_predictions: bool = False, progress: bool = False) -> dict:
+def evaluate(model, loader, loss_fn=None, return_predictions: bool = False, progress: bool = False,
+             comm=None) -> dict:
     """Mean loss and accuracy of ``model`` on ``loader``, in eval mode and without a graph.
+
+    With ``comm`` each rank evaluates its shard of ``loader`` and the counts of all
+    ranks are summed, so every rank returns the result over the whole data set
+    (the predictions, if asked for, are this rank's only).
 
     With ``return_predictions`` also the predicted labels, the true labels and the
     softmax probabilities as NumPy arrays (``predictions``, ``labels``, ``probabilities``).
@@ -158,6 +169,7 @@ def evaluate(model, loader, loss_fn=None, return_predictions: bool = False, prog
     model.train(was_training)
     raise_if_targets_were_out_of_range()
     seconds = time.perf_counter() - start
+    loss_sum, correct, seen = _summed_over_ranks(comm, loss_sum, correct, seen)
     result = {"loss": float(loss_sum) / max(seen, 1), "accuracy": float(correct) / max(seen, 1),
               "images_per_second": seen / max(seconds, 1e-9), "count": seen}
     if return_predictions:
@@ -165,6 +177,14 @@ def evaluate(model, loader, loss_fn=None, return_predictions: bool = False, prog
         result["labels"] = _joined(truths, np.zeros(0, np.int64))
         result["probabilities"] = _joined(probabilities, np.zeros((0, 0)))
     return result
+
+
+def _summed_over_ranks(comm, loss_sum, correct, seen) -> tuple:
+    """(loss sum, correct, seen) over all ranks of ``comm`` (one all-reduce); unchanged without one."""
+    if comm is None:
+        return loss_sum, correct, seen
+    totals = comm.all_reduce(np.array([float(loss_sum), float(correct), float(seen)]), what="summing the counts")
+    return float(totals[0]), int(totals[1]), int(totals[2])
 
 
 def _joined(arrays: list, empty: np.ndarray) -> np.ndarray:
@@ -188,7 +208,7 @@ def predict(model, images) -> np.ndarray:
 
 def fit(model, train_loader, optimizer, epochs: int, val_loader=None, scheduler=None,
         step_scheduler_per_batch: bool = False, loss_fn=None, state: FitState | None = None,
-        on_epoch_end=None, progress: bool = True, restore_best: bool = True) -> FitState:
+        on_epoch_end=None, progress: bool = True, restore_best: bool = True, comm=None) -> FitState:
     """Train for ``epochs`` epochs (continuing from ``state.epoch`` when resuming).
 
     Args:
@@ -199,6 +219,9 @@ def fit(model, train_loader, optimizer, epochs: int, val_loader=None, scheduler=
         state: a :class:`FitState` to resume from (its epoch, history and best model).
         on_epoch_end: called as ``on_epoch_end(state)`` after each epoch, e.g. to
             save a checkpoint.
+        comm: data parallelism (:mod:`tinycnn.distributed`): the loaders yield this
+            rank's shares, ``model`` averages its gradients over the ranks, and the
+            losses and accuracies (so the choice of the best epoch) are over all ranks.
 
     Raises :class:`TrainingDiverged` (naming the epoch and step) when the loss
     becomes nan or inf; ``state`` then still describes the last complete epoch.
@@ -214,7 +237,7 @@ def fit(model, train_loader, optimizer, epochs: int, val_loader=None, scheduler=
         try:
             train = train_one_epoch(model, train_loader, optimizer, loss_fn,
                                     scheduler if step_scheduler_per_batch else None,
-                                    progress=progress, desc=f"epoch {epoch}/{epochs}")
+                                    progress=progress, desc=f"epoch {epoch}/{epochs}", comm=comm)
         except TrainingDiverged as diverged:
             diverged.epoch = epoch  # the epoch is known here, not inside the epoch
             raise
@@ -223,7 +246,7 @@ def fit(model, train_loader, optimizer, epochs: int, val_loader=None, scheduler=
         record = {"epoch": epoch, "lr": lr, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
                   "images_per_second": train["images_per_second"], "seconds": train["seconds"]}
         if val_loader is not None:
-            val = evaluate(model, val_loader, loss_fn)
+            val = evaluate(model, val_loader, loss_fn, comm=comm)
             record.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
             if val["accuracy"] > state.best_val_accuracy:
                 state.best_epoch, state.best_val_accuracy = epoch, val["accuracy"]

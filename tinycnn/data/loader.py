@@ -83,6 +83,7 @@ class DataLoader:
         self.images = backend.to_device(xp.ascontiguousarray(images), self.device)
         self.labels = backend.to_device(labels.astype(np.int64), self.device)
         self._to_float = ToFloat()
+        self.shard = (0, 1)   # (rank, world size): this process takes that share of every batch (set_shard)
 
     def __len__(self) -> int:
         """Number of batches per epoch."""
@@ -106,6 +107,24 @@ class DataLoader:
             raise ValueError(f"DataLoader.set_epoch: epoch must be >= 0, got {epoch}")
         self.epoch = int(epoch)
 
+    def set_shard(self, rank: int, world_size: int) -> None:
+        """Yield only share ``rank`` of ``world_size`` of every batch (data parallelism).
+
+        Batch b is still the slice of epoch e's (seed, e) permutation that one process
+        would see; it is cut into ``world_size`` contiguous parts, near-equal, and this
+        loader yields part ``rank``. Together the ranks see every batch, so every epoch
+        once, whatever their number. A rank whose part of a (last, small) batch is
+        empty skips it.
+        """
+        if not 0 <= rank < world_size:
+            raise ValueError(f"DataLoader.set_shard: expected 0 <= rank < world_size, got rank {rank} of {world_size}")
+        self.shard = (int(rank), int(world_size))
+
+    def share(self, batch_size: int) -> tuple:
+        """(start, stop) of this loader's part of a batch of ``batch_size`` samples."""
+        rank, world = self.shard
+        return batch_size * rank // world, batch_size * (rank + 1) // world
+
     def state_dict(self) -> dict:
         """What a checkpoint needs to resume the same sequence of batches."""
         return {"epoch": self.epoch, "seed": self.seed}
@@ -118,10 +137,13 @@ class DataLoader:
         epoch = self.epoch
         self.epoch += 1   # counted at the start, so breaking out early still moves on to a new order
         n, size = len(self.labels), self.batch_size
-        stop = n - n % size if self.drop_last else n
+        end = n - n % size if self.drop_last else n
         order = backend.to_device(self.order(epoch), self.device) if self.shuffle else None
-        for start in range(0, stop, size):
-            index = order[start:start + size] if self.shuffle else slice(start, start + size)
+        for start in range(0, end, size):
+            first, stop = self.share(min(size, end - start))   # (0, batch size) unless sharded
+            if first == stop:
+                continue  # this rank's part of a small last batch is empty
+            index = order[start + first:start + stop] if self.shuffle else slice(start + first, start + stop)
             images, labels = self.images[index], self.labels[index]
             if self.transform is not None:
                 with backend.device_scope(images):   # the transform allocates on the data's GPU
