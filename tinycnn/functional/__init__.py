@@ -5,7 +5,7 @@ importable under PyTorch's path, ``import tinycnn.nn.functional as F`` (the same
 """
 
 from .math import (  # noqa: F401
-    abs, add, argmax, broadcast_to, cat, clamp, clip, clone, concatenate, div, exp,
+    abs, add, argmax, argmin, broadcast_to, cat, clamp, clip, clone, concatenate, div, exp,
     flatten, getitem, log, matmul, max, maximum, mean, min, minimum, mul, neg, pad,
     permute, pow, relu, reshape, sigmoid, sqrt, squeeze, stack, sub, sum, tanh,
     transpose, unbroadcast, unsqueeze, where,
