@@ -450,6 +450,16 @@ class Tensor:
     def __eq__(self, other): return _math.compare(self, other, "equal")
     def __ne__(self, other): return _math.compare(self, other, "not_equal")
 
+    # integer and logical operators: no gradient (an error, not a silent cut, if one was wanted)
+    def __mod__(self, other): return _no_grad_op(self, other, "remainder", "%")
+    def __rmod__(self, other): return _no_grad_op(other, self, "remainder", "%")
+    def __floordiv__(self, other): return _no_grad_op(self, other, "floor_divide", "//")
+    def __rfloordiv__(self, other): return _no_grad_op(other, self, "floor_divide", "//")
+    def __and__(self, other): return _no_grad_op(self, other, "bitwise_and", "&")
+    def __or__(self, other): return _no_grad_op(self, other, "bitwise_or", "|")
+    def __xor__(self, other): return _no_grad_op(self, other, "bitwise_xor", "^")
+    def __invert__(self): return Tensor.from_op(backend.get_array_module(self.data).invert(self.data), None)
+
     def exp(self): return _math.exp(self)
     def log(self): return _math.log(self)
     def sqrt(self): return _math.sqrt(self)
@@ -526,6 +536,15 @@ class Tensor:
         return bool(self.item())
 
     __hash__ = object.__hash__  # tensors are identities (== is elementwise)
+
+
+def _no_grad_op(a, b, ufunc_name: str, symbol: str) -> Tensor:
+    """``a % b``, ``a & b`` ...: computed outside the graph; refused when a gradient was wanted."""
+    for x in (a, b):
+        if isinstance(x, Tensor) and x.requires_grad and is_grad_enabled():
+            raise RuntimeError(f"'{symbol}' has no gradient in tinycnn, and this tensor requires one; "
+                               "use it on .detach()ed or integer tensors")
+    return _math.compare(a, b, ufunc_name)
 
 
 class ValuesIndices(NamedTuple):
