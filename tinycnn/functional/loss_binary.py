@@ -35,8 +35,9 @@ class BinaryCrossEntropy(Function):
 
     def forward(self, p, t):
         xp = get_array_module(p)
-        log_p = xp.maximum(xp.log(p), _LOG_FLOOR)
-        log_1mp = xp.maximum(xp.log1p(-p), _LOG_FLOOR)
+        with np.errstate(divide="ignore"):      # log(0) = -inf is expected here: clamped next (NumPy only warns)
+            log_p = xp.maximum(xp.log(p), _LOG_FLOOR)
+            log_1mp = xp.maximum(xp.log1p(-p), _LOG_FLOOR)
         self.p, self.t = p, t
         return -(t * log_p + (1 - t) * log_1mp)
 
