@@ -248,6 +248,10 @@ class Tensor:
     def numel(self) -> int:
         return int(self.data.size)
 
+    def dim(self) -> int:
+        """The number of dimensions (PyTorch's name for ``ndim``)."""
+        return self.data.ndim
+
     def size(self, dim: int | None = None):
         """The shape, or the length of one dimension (PyTorch's ``size``)."""
         return self.shape if dim is None else self.shape[dim]
