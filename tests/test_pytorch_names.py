@@ -336,3 +336,39 @@ def test_save_and_load_with_pytorch_file_names(tmp_path):
     from pathlib import Path
     fixture = Path(__file__).parent / "fixtures" / "lenet5.pt"          # written by PyTorch itself
     assert list(tinycnn.load(fixture)) == list(tinycnn.models.lenet5().state_dict())
+
+
+# --------------------------------------------------------------------------- on a GPU
+@pytest.mark.gpu
+def test_new_names_on_a_gpu_equal_the_cpu(cuda_device):
+    """Losses, one_hot, the per-item loader and the new optimizers on CuPy (skips without a GPU)."""
+    rng = np.random.default_rng(0)
+    log_p, target = log_probs_and_target()
+    a, t = rng.standard_normal((3, 4)), rng.random((3, 4))
+    losses = [lambda x, dev: F.nll_loss(x, tinycnn.tensor(target, device=dev)),
+              lambda x, dev: F.binary_cross_entropy_with_logits(x, tinycnn.tensor(t, dtype=np.float64, device=dev)),
+              lambda x, dev: F.mse_loss(x, tinycnn.tensor(t, dtype=np.float64, device=dev))]
+    for loss, value in zip(losses, [log_p, a, a]):
+        results = []
+        for dev in ("cpu", cuda_device):
+            x = tinycnn.tensor(value, dtype=np.float64, device=dev, requires_grad=True)
+            out = loss(x, dev)
+            out.backward()
+            results.append((out.item(), x.grad.numpy()))
+        assert np.isclose(results[0][0], results[1][0]) and np.allclose(results[0][1], results[1][1])
+    assert F.one_hot(tinycnn.tensor([0, 2], device=cuda_device)).device == cuda_device
+    x, y = next(iter(DataLoader(Squares(6), batch_size=4, device=tinycnn.device("cuda"))))
+    assert x.device == y.device == cuda_device and y.tolist() == [0, 1, 4, 9]
+    for name in ("RMSprop", "Adagrad", "Adadelta"):
+        params = {}
+        for dev in ("cpu", cuda_device):
+            param = nn.Parameter(tinycnn.tensor(P0_GPU, dtype=np.float64, device=dev))
+            optimizer = getattr(tinycnn.optim, name)([param])
+            for _ in range(2):
+                param.grad = tinycnn.tensor(P0_GPU * 0.1, dtype=np.float64, device=dev)
+                optimizer.step()
+            params[dev] = param.numpy()
+        assert np.allclose(params["cpu"], params[cuda_device], rtol=1e-12)
+
+
+P0_GPU = np.array([[0.5, -1.0], [2.0, 0.25]])
