@@ -96,9 +96,33 @@ def save(obj, path) -> Path:
     return atomic_write(path, lambda file: np.savez(file, **arrays))
 
 
-def load(path):
-    """Read a checkpoint written by :func:`save`; arrays come back as NumPy arrays."""
+def _is_pytorch_zip(path: Path) -> bool:
+    """True for a file written by PyTorch's torch.save (a zip holding ``<name>/data.pkl``)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("data.pkl") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def load(path, map_location=None, weights_only=True):
+    """Read a checkpoint written by :func:`save`; arrays come back as NumPy arrays.
+
+    ``load("model.pt")`` reads ``model.pt.npz`` when it exists, the file
+    ``save(obj, "model.pt")`` wrote, so PyTorch's save/load pair works with its own file
+    names; a state_dict file written by PyTorch itself is read by
+    :func:`tinycnn.io.load_state_dict_file` (without PyTorch, without pickle). ``map_location`` and
+    ``weights_only`` are accepted for PyTorch code: arrays always load on the CPU (a
+    module's ``load_state_dict`` moves them to its device) and a checkpoint never holds
+    code (no pickle), so loading is always "weights only".
+    """
     path = Path(path)
+    if path.suffix != ".npz" and path.with_name(path.name + ".npz").exists():
+        path = path.with_name(path.name + ".npz")   # where save(obj, path) wrote
+    elif _is_pytorch_zip(path):
+        from .io import load_state_dict_file        # a state_dict saved by PyTorch itself (read without pickle)
+
+        return load_state_dict_file(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     if path.is_dir():

@@ -25,6 +25,7 @@ The ops themselves live in :mod:`tinycnn.functional.math`; the methods below
 from __future__ import annotations
 
 import contextlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,6 +48,7 @@ __all__ = [
     "randint",
     "arange",
     "linspace",
+    "ValuesIndices",
 ]
 
 
@@ -249,6 +251,10 @@ class Tensor:
     def numel(self) -> int:
         return int(self.data.size)
 
+    def dim(self) -> int:
+        """The number of dimensions (PyTorch's name for ``ndim``)."""
+        return self.data.ndim
+
     def size(self, dim: int | None = None):
         """The shape, or the length of one dimension (PyTorch's ``size``)."""
         return self.shape if dim is None else self.shape[dim]
@@ -277,7 +283,14 @@ class Tensor:
         return self.numpy().tolist()
 
     def to(self, device=None, dtype=None) -> "Tensor":
-        """This tensor on another device and/or with another dtype (differentiable)."""
+        """This tensor on another device and/or with another dtype (differentiable).
+
+        ``to("cuda")``, ``to(tinycnn.float64)`` and ``to(device, dtype)``, as PyTorch's.
+        """
+        if device is not None and not isinstance(device, str):   # to(dtype): PyTorch's other form
+            if dtype is not None:
+                raise TypeError(f"to(): got a dtype twice ({device!r} and {dtype!r})")
+            device, dtype = None, device
         out = self
         if dtype is not None and _resolve_dtype(dtype) != self.dtype:
             out = _math.cast(out, _resolve_dtype(dtype))
@@ -299,6 +312,29 @@ class Tensor:
 
     def long(self) -> "Tensor":
         return self.to(dtype=np.int64)
+
+    def int(self) -> "Tensor":
+        return self.to(dtype=np.int32)
+
+    def bool(self) -> "Tensor":
+        return self.to(dtype=np.bool_)
+
+    def contiguous(self) -> "Tensor":
+        """This tensor (tinycnn's ops accept any memory layout, so there is nothing to do)."""
+        return self
+
+    # A one-element tensor converts to a Python number, so int(t), float(t) and
+    # classes[label] (an index) work as in PyTorch.
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.kind not in "iub":
+            raise TypeError(f"only integer tensors of a single element can be used as an index, this one is {self.dtype}")
+        return int(self.item())
 
     def detach(self) -> "Tensor":
         """The same data, cut from the graph (shares memory, no gradient)."""
@@ -441,6 +477,16 @@ class Tensor:
     def __eq__(self, other): return _math.compare(self, other, "equal")
     def __ne__(self, other): return _math.compare(self, other, "not_equal")
 
+    # integer and logical operators: no gradient (an error, not a silent cut, if one was wanted)
+    def __mod__(self, other): return _no_grad_op(self, other, "remainder", "%")
+    def __rmod__(self, other): return _no_grad_op(other, self, "remainder", "%")
+    def __floordiv__(self, other): return _no_grad_op(self, other, "floor_divide", "//")
+    def __rfloordiv__(self, other): return _no_grad_op(other, self, "floor_divide", "//")
+    def __and__(self, other): return _no_grad_op(self, other, "bitwise_and", "&")
+    def __or__(self, other): return _no_grad_op(self, other, "bitwise_or", "|")
+    def __xor__(self, other): return _no_grad_op(self, other, "bitwise_xor", "^")
+    def __invert__(self): return Tensor.from_op(backend.get_array_module(self.data).invert(self.data), None)
+
     def exp(self): return _math.exp(self)
     def log(self): return _math.log(self)
     def sqrt(self): return _math.sqrt(self)
@@ -451,14 +497,40 @@ class Tensor:
     def clip(self, min=None, max=None): return _math.clip(self, min, max)
     clamp = clip
 
-    def sum(self, axis=None, keepdims=False, *, dim=None): return _math.sum(self, axis, keepdims, dim=dim)
-    def mean(self, axis=None, keepdims=False, *, dim=None): return _math.mean(self, axis, keepdims, dim=dim)
-    def max(self, axis=None, keepdims=False, *, dim=None): return _math.max(self, axis, keepdims, dim=dim)
-    def min(self, axis=None, keepdims=False, *, dim=None): return _math.min(self, axis, keepdims, dim=dim)
-    def argmax(self, axis=None, keepdims=False, *, dim=None): return _math.argmax(self, axis, keepdims, dim=dim)
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return _math.sum(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return _math.mean(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """PyTorch's ``max``: the largest value with no ``dim``; with ``dim`` (``x.max(1)``) a
+        ``(values, indices)`` pair. NumPy's form, ``x.max(axis=1)``, gives the values only."""
+        return _max_or_min(self, "max", dim, keepdim, axis, keepdims)
+
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """Like :meth:`max`, for the smallest value."""
+        return _max_or_min(self, "min", dim, keepdim, axis, keepdims)
+
+    def argmax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """Index of the largest value along ``dim`` (of the flattened tensor without one); int64."""
+        return _math.argmax(self, axis, bool(keepdims or keepdim), dim=dim)
+
+    def argmin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _math.argmin(self, axis, bool(keepdims or keepdim), dim=dim)
+
+    # PyTorch's names of the comparisons: boolean tensors, no gradient
+    def eq(self, other): return self == other
+    def ne(self, other): return self != other
+    def lt(self, other): return self < other
+    def le(self, other): return self <= other
+    def gt(self, other): return self > other
+    def ge(self, other): return self >= other
 
     def reshape(self, *shape): return _math.reshape(self, *shape)
     view = reshape
+    def view_as(self, other): return _math.reshape(self, *other.shape)
+    def reshape_as(self, other): return _math.reshape(self, *other.shape)
     def transpose(self, dim0, dim1): return _math.transpose(self, dim0, dim1)
     def permute(self, *dims): return _math.permute(self, *dims)
     def flatten(self, start_dim=0, end_dim=-1): return _math.flatten(self, start_dim, end_dim)
@@ -502,6 +574,41 @@ class _HookHandle:
     def remove(self) -> None:
         if self._hook in self._hooks:
             self._hooks.remove(self._hook)
+
+
+def _no_grad_op(a, b, ufunc_name: str, symbol: str) -> Tensor:
+    """``a % b``, ``a & b`` ...: computed outside the graph; refused when a gradient was wanted."""
+    for x in (a, b):
+        if isinstance(x, Tensor) and x.requires_grad and is_grad_enabled():
+            raise RuntimeError(f"'{symbol}' has no gradient in tinycnn, and this tensor requires one; "
+                               "use it on .detach()ed or integer tensors")
+    return _math.compare(a, b, ufunc_name)
+
+
+class ValuesIndices(NamedTuple):
+    """What ``x.max(dim)``, ``x.min(dim)``, ``tinycnn.max(x, dim)`` return, as in PyTorch:
+    unpack it (``values, indices = x.max(1)``) or read ``.values`` / ``.indices``."""
+
+    values: Tensor
+    indices: Tensor
+
+
+def _max_or_min(x: Tensor, which: str, dim, keepdim, axis, keepdims):
+    """max/min the PyTorch way (a pair for a dim) or the NumPy way (``axis=``: values only)."""
+    if dim is None:
+        reduce = _math.max if which == "max" else _math.min
+        return reduce(x, axis, bool(keepdims))                   # all elements, or NumPy's axis= form
+    if axis is not None:
+        raise TypeError(f"{which}(): give either dim (PyTorch: values and indices) or axis (NumPy: values), not both")
+    if isinstance(dim, Tensor):                                  # torch.max(a, b): the elementwise maximum
+        return (_math.maximum if which == "max" else _math.minimum)(x, dim)
+    if not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{which}(dim): dim must be an int, got {type(dim).__name__} {dim!r}")
+    keepdim = bool(keepdim or keepdims)
+    # values: the max reduction (a gradient shared by tied maxima; PyTorch's goes to the index)
+    values = (_math.max if which == "max" else _math.min)(x, dim, keepdim)
+    indices = (_math.argmax if which == "max" else _math.argmin)(x, dim, keepdim)
+    return ValuesIndices(values, indices)
 
 
 def _reverse_topological_order(root: Tensor) -> list:
@@ -584,30 +691,42 @@ def ones_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
     return _filled(1, t.shape, dtype or t.dtype, t.device, requires_grad)
 
 
-def _random(draw, shape, dtype, device, requires_grad) -> Tensor:
+def _random(draw, shape, dtype, device, requires_grad, generator=None) -> Tensor:
     xp = backend.array_module(device)
     dtype = _resolve_dtype(dtype) or np.dtype(np.float32)
+    if generator is not None:      # a tinycnn.Generator draws on the CPU; the result moves to the device
+        array = backend.to_device(draw(generator.rng, shape).astype(dtype, copy=False), backend.parse_device(device))
+        return Tensor.from_op(array, None).requires_grad_(requires_grad)
     with _on(device):
         array = draw(backend.get_rng(xp, device), shape).astype(dtype, copy=False)
     return Tensor.from_op(array, None).requires_grad_(requires_grad)
 
 
-def randn(*shape, dtype=None, device="cpu", requires_grad=False) -> Tensor:
-    """Standard normal samples from tinycnn's seeded generator."""
-    return _random(lambda rng, s: rng.standard_normal(s), _shape_args(shape), dtype, device, requires_grad)
+def randn(*shape, dtype=None, device="cpu", requires_grad=False, generator=None) -> Tensor:
+    """Standard normal samples from tinycnn's seeded generator (or ``generator``)."""
+    return _random(lambda rng, s: rng.standard_normal(s), _shape_args(shape), dtype, device, requires_grad, generator)
 
 
-def rand(*shape, dtype=None, device="cpu", requires_grad=False) -> Tensor:
-    """Uniform samples in [0, 1) from tinycnn's seeded generator."""
-    return _random(lambda rng, s: rng.random(s), _shape_args(shape), dtype, device, requires_grad)
+def rand(*shape, dtype=None, device="cpu", requires_grad=False, generator=None) -> Tensor:
+    """Uniform samples in [0, 1) from tinycnn's seeded generator (or ``generator``)."""
+    return _random(lambda rng, s: rng.random(s), _shape_args(shape), dtype, device, requires_grad, generator)
 
 
-def randint(low, high, shape, device="cpu", dtype=np.int64) -> Tensor:
-    """Integers drawn uniformly from [low, high)."""
-    xp = backend.array_module(device)
-    with _on(device):
-        array = backend.get_rng(xp, device).integers(low, high, size=_shape_args((shape,))).astype(dtype)
-    return Tensor.from_op(array, None)
+def randint(*args, size=None, dtype=np.int64, device="cpu", generator=None) -> Tensor:
+    """Integers drawn uniformly from [low, high), PyTorch's signature:
+
+    ``randint(high, size)``, ``randint(low, high, size)`` (size a tuple), or size as a keyword.
+    """
+    if size is None and args:
+        *args, size = args
+    if size is None or len(args) not in (1, 2):
+        raise TypeError(f"randint: expected (high, size) or (low, high, size), got {len(args) + (size is not None)} "
+                        "arguments")
+    low, high = (0, args[0]) if len(args) == 1 else args
+    if not low < high:
+        raise ValueError(f"randint: needs low < high, got low={low}, high={high}")
+    shape = _shape_args((size,))
+    return _random(lambda rng, s: rng.integers(low, high, size=s), shape, dtype, device, False, generator)
 
 
 def arange(start, end=None, step=1, dtype=None, device="cpu", requires_grad=False) -> Tensor:

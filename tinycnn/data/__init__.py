@@ -9,12 +9,16 @@
         ...
 
 Modules, one concept each: ``dataset`` (the common base class, Subset, random_split),
+``map_style`` (PyTorch's Dataset, TensorDataset, Subset, random_split: see
+``tinycnn.utils.data``), ``collate`` (samples -> a batch),
 ``shapes`` (the built-in drawn set), ``mnist`` / ``cifar`` (the real sets), ``folder`` and ``images`` (your own images), ``idx``
 (MNIST's file format), ``paths`` (where files are looked for), ``download`` and
 ``checksum`` (verified downloads), ``loader``, ``transforms`` and ``affine``.
 """
 
+from . import map_style
 from .cifar import CIFAR10, CIFAR10_MEAN, CIFAR10_STD
+from .collate import default_collate
 from .dataset import ImageDataset, Subset, random_split, stratified_split
 from .folder import ImageFolder, ImageFolderError, folder_layout
 from .images import ImageReadError, read_image
@@ -32,7 +36,7 @@ from .transforms import (
 __all__ = [
     "ImageDataset", "Subset", "random_split", "stratified_split", "ImageFolder", "ImageFolderError", "folder_layout", "read_image",
     "ImageReadError", "Shapes", "MNIST", "FashionMNIST", "CIFAR10",
-    "DataLoader", "Compose", "ToFloat", "Normalize", "RandomCrop", "RandomHorizontalFlip", "RandomAffine",
+    "DataLoader", "default_collate", "map_style", "Compose", "ToFloat", "Normalize", "RandomCrop", "RandomHorizontalFlip", "RandomAffine",
     "RandomRotation", "RandomScale", "RandomTranslation", "Cutout",
     "download_file", "default_data_dir",
     "DatasetNotFoundError", "CorruptFileError", "ChecksumError", "DownloadError",

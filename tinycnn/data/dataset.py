@@ -96,6 +96,23 @@ class Subset(ImageDataset):
         return f"of {type(self.dataset).__name__}"
 
 
+def split_lengths(name: str, n: int, lengths) -> list[int]:
+    """Counts summing to ``n`` from counts, or from fractions summing to 1 (floors, then the
+    remainder handed out round-robin from the first part, as PyTorch does)."""
+    lengths = list(lengths)
+    if lengths and all(isinstance(x, float) for x in lengths) and abs(sum(lengths) - 1.0) < 1e-6:
+        counts = [int(np.floor(n * f)) for f in lengths]
+        for i in range(n - sum(counts)):  # hand out the remainder round-robin
+            counts[i % len(counts)] += 1
+        lengths = counts
+    if any(int(x) != x or x < 0 for x in lengths) or sum(lengths) != n:
+        raise ValueError(
+            f"{name}: lengths must be non-negative counts summing to len(dataset) = {n} "
+            f"(or fractions summing to 1), got {lengths} (sum {sum(lengths)})"
+        )
+    return [int(x) for x in lengths]
+
+
 def random_split(dataset: ImageDataset, lengths, seed=None) -> list[Subset]:
     """Split ``dataset`` into non-overlapping random :class:`Subset` s of the given lengths.
 
@@ -105,17 +122,7 @@ def random_split(dataset: ImageDataset, lengths, seed=None) -> list[Subset]:
     generator, so ``tinycnn.manual_seed`` fixes it too.
     """
     n = len(dataset)
-    lengths = list(lengths)
-    if lengths and all(isinstance(x, float) for x in lengths) and abs(sum(lengths) - 1.0) < 1e-6:
-        counts = [int(np.floor(n * f)) for f in lengths]
-        for i in range(n - sum(counts)):  # hand out the remainder round-robin
-            counts[i % len(counts)] += 1
-        lengths = counts
-    if any(int(x) != x or x < 0 for x in lengths) or sum(lengths) != n:
-        raise ValueError(
-            f"random_split: lengths must be non-negative counts summing to len(dataset) = {n} "
-            f"(or fractions summing to 1), got {lengths} (sum {sum(lengths)})"
-        )
+    lengths = split_lengths("random_split", n, lengths)
     if seed is None:
         seed = int(backend.get_rng().integers(2**63))
     order = np.random.default_rng(seed).permutation(n)

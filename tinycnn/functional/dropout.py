@@ -13,7 +13,7 @@ import numpy as np
 from ..backend import get_array_module, get_rng
 from ..tensor import Function, Tensor
 
-__all__ = ["dropout"]
+__all__ = ["dropout", "dropout2d"]
 
 
 class Dropout(Function):
@@ -29,6 +29,36 @@ class Dropout(Function):
 
     def backward(self, grad):
         return grad * self.mask
+
+
+class Dropout2d(Function):
+    """x: (N, C, H, W) or (C, H, W) -> same; whole channels zeroed: mask (N, C, 1, 1) or (C, 1, 1).
+
+    Neighbouring pixels of a feature map are strongly correlated, so dropping single
+    pixels hardly removes information; dropping a channel does. Backward: g * mask.
+    """
+
+    def forward(self, x, p):
+        xp = get_array_module(x)
+        draw_dtype = np.float32 if x.dtype == np.float32 else np.float64
+        keep = get_rng(xp).random(x.shape[:-2] + (1, 1), dtype=draw_dtype) >= p   # one draw per channel
+        scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
+        self.mask = keep.astype(x.dtype) * x.dtype.type(scale)
+        return x * self.mask
+
+    def backward(self, grad):
+        return grad * self.mask
+
+
+def dropout2d(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each channel of (N, C, H, W) (or (C, H, W)) with probability ``p``, scale the rest by 1/(1-p)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout2d: p must be a probability in [0, 1], got {p!r}")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"dropout2d: expected (N, C, H, W) or (C, H, W), got shape {tuple(x.shape)}")
+    if not training or p == 0:
+        return x
+    return Dropout2d.apply(x, p=float(p))
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:

@@ -6,8 +6,9 @@ between numerator and denominator) but keeps every exponent <= 0::
 
     log_softmax(x) = (x - max) - log(sum(exp(x - max)))
 
-cross_entropy fuses log_softmax and the negative log-likelihood into one
-Function, because its gradient is then simply ``softmax(logits) - target
+nll_loss is the negative log-likelihood alone, for a model that ends in
+log_softmax (PyTorch's MNIST example): ``nll_loss(log_softmax(x, 1), y)`` equals
+``cross_entropy(x, y)``. cross_entropy fuses the two into one Function, because its gradient is then simply ``softmax(logits) - target
 distribution``: no division by a tiny probability, nothing to overflow.
 """
 
@@ -19,7 +20,7 @@ from .. import backend
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
 
-__all__ = ["softmax", "log_softmax", "cross_entropy"]
+__all__ = ["softmax", "log_softmax", "cross_entropy", "nll_loss"]
 
 
 def _log_softmax(x, dim: int):
@@ -130,6 +131,36 @@ class CrossEntropy(Function):
         return grad_logits, None
 
 
+def _class_targets(name, scores: Tensor, target, scores_name: str = "input"):
+    """The raw int64 targets (N,) for scores (N, C), on the scores' device, and whether
+    their range was checked (on the CPU; on a GPU that check would wait for the GPU)."""
+    raw_target = target.data if isinstance(target, Tensor) else target
+    raw_scores = scores.data if isinstance(scores, Tensor) else scores
+    xp = get_array_module(raw_scores)
+    if xp is np and backend.is_cupy_array(raw_target):
+        raise RuntimeError(f"{name}: {scores_name} are on the CPU but target is on {backend.device_of(raw_target)}; "
+                           "move one with .to()")
+    raw_target = xp.asarray(raw_target)   # a NumPy target meets GPU scores: copied to the GPU
+    if scores.ndim != 2:
+        raise ValueError(f"{name}: expected {scores_name} of shape (N, C), got {tuple(scores.shape)}")
+    n, classes = scores.shape
+    if raw_target.dtype.kind not in "iu":
+        raise TypeError(f"{name}: target must hold integer class indices (e.g. int64), got {raw_target.dtype}")
+    if tuple(raw_target.shape) != (n,):
+        raise ValueError(f"{name}: target should have shape ({n},) to match {scores_name} {tuple(scores.shape)}, "
+                         f"got {tuple(raw_target.shape)}")
+    checked = _check_targets_at_once(xp)
+    if n > 0 and not checked:
+        _defer_target_check(raw_target, classes, name)
+    if n > 0 and checked:
+        low, high = int(raw_target.min()), int(raw_target.max())
+        if low < 0 or high >= classes:
+            bad = low if low < 0 else high
+            raise ValueError(f"{name}: target {bad} is out of range for {classes} classes "
+                             f"(expected values in [0, {classes - 1}])")
+    return raw_target.astype(np.int64, copy=False), checked
+
+
 def cross_entropy(logits: Tensor, target, label_smoothing: float = 0.0, reduction: str = "mean") -> Tensor:
     """Cross-entropy between class scores and integer class labels.
 
@@ -145,37 +176,65 @@ def cross_entropy(logits: Tensor, target, label_smoothing: float = 0.0, reductio
     deferred: a flag on the GPU remembers it, and :func:`raise_if_targets_were_out_of_range`
     reads it when the host waits anyway (``tinycnn.train``'s loops call it every 10 steps).
     """
-    raw_target = target.data if isinstance(target, Tensor) else target
-    raw_logits = logits.data if isinstance(logits, Tensor) else logits
-    xp = get_array_module(raw_logits)
-    if xp is np and backend.is_cupy_array(raw_target):
-        raise RuntimeError(f"cross_entropy: logits are on the CPU but target is on {backend.device_of(raw_target)}; "
-                           "move one with .to()")
-    raw_target = xp.asarray(raw_target)   # a NumPy target meets GPU logits: copied to the GPU
-    if logits.ndim != 2:
-        raise ValueError(f"cross_entropy: expected logits of shape (N, C), got {tuple(logits.shape)}")
-    n, classes = logits.shape
-    if raw_target.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: target must hold integer class indices (e.g. int64), got {raw_target.dtype}")
-    if tuple(raw_target.shape) != (n,):
-        raise ValueError(f"cross_entropy: target should have shape ({n},) to match logits {tuple(logits.shape)}, "
-                         f"got {tuple(raw_target.shape)}")
-    targets_checked = _check_targets_at_once(xp)  # on the CPU the check is cheap (see above)
-    if n > 0 and not targets_checked:
-        _defer_target_check(raw_target, classes)
-    if n > 0 and targets_checked:
-        low, high = int(raw_target.min()), int(raw_target.max())
-        if low < 0 or high >= classes:
-            bad = low if low < 0 else high
-            raise ValueError(f"cross_entropy: target {bad} is out of range for {classes} classes "
-                             f"(expected values in [0, {classes - 1}])")
+    raw_target, targets_checked = _class_targets("cross_entropy", logits, target, "logits")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    return CrossEntropy.apply(logits, raw_target.astype(np.int64, copy=False),
+    return CrossEntropy.apply(logits, raw_target,
                               label_smoothing=float(label_smoothing), reduction=reduction,
                               targets_checked=targets_checked)
+
+
+class NLLLoss(Function):
+    """log_probs: (N, C) float, target: (N,) int classes -> () or (N,): ``-log_probs[i, target[i]]``.
+
+    Backward: -1 at each sample's target class, 0 elsewhere (times 1/N for the mean).
+    ``targets_checked=False`` (GPU): an out-of-range target gives that sample a NaN loss.
+    """
+
+    def forward(self, log_probs, target, reduction, targets_checked=True):
+        xp = get_array_module(log_probs)
+        n, classes = log_probs.shape
+        self.in_range = None
+        if not targets_checked:   # as in CrossEntropy: never let CuPy wrap an index around
+            self.in_range = (target >= 0) & (target < classes)
+            target = xp.where(self.in_range, target, 0)
+        loss = -log_probs[xp.arange(n), target]                           # (N,)
+        if self.in_range is not None:
+            loss = xp.where(self.in_range, loss, loss.dtype.type(np.nan))
+        self.shape, self.target, self.reduction = log_probs.shape, target, reduction
+        if reduction == "mean":
+            return loss.mean()
+        if reduction == "sum":
+            return loss.sum()
+        return loss
+
+    def backward(self, grad):
+        xp = get_array_module(grad)
+        n = self.shape[0]
+        per_sample = {"mean": xp.broadcast_to(grad / n, (n,)), "sum": xp.broadcast_to(grad, (n,))}.get(self.reduction, grad)
+        grad_input = xp.zeros(self.shape, dtype=grad.dtype)
+        grad_input[xp.arange(n), self.target] = -per_sample
+        if self.in_range is not None:
+            grad_input = xp.where(self.in_range[:, None], grad_input, grad_input.dtype.type(np.nan))
+        return grad_input, None
+
+
+def nll_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of the target class, for inputs that are log-probabilities.
+
+    Args:
+        input: (N, C) log-probabilities, usually ``log_softmax(logits, dim=1)``.
+        target: (N,) integer classes in [0, C).
+        reduction: "mean" (default), "sum", or "none" for the (N,) per-sample losses.
+
+    A target outside [0, C) raises on the CPU and gives NaN on a GPU (see :func:`cross_entropy`).
+    """
+    raw_target, targets_checked = _class_targets("nll_loss", input, target, "log-probabilities")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"nll_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return NLLLoss.apply(input, raw_target, reduction=reduction, targets_checked=targets_checked)
 
 
 # --------------------------------------------------------------------------- deferred target checks (GPU)
@@ -184,16 +243,16 @@ def _check_targets_at_once(xp) -> bool:
     return xp is np
 
 
-_out_of_range: dict = {}  # device -> (device-side bool "some target was out of range", classes)
+_out_of_range: dict = {}  # device -> (device-side bool "some target was out of range", classes, loss name)
 
 
-def _defer_target_check(target, classes: int) -> None:
+def _defer_target_check(target, classes: int, name: str = "cross_entropy") -> None:
     """Remember, on the target's device, whether any target lies outside [0, classes): no waiting."""
     bad = ((target < 0) | (target >= classes)).any()
     device = backend.device_of(target)
     if device in _out_of_range:
         bad = bad | _out_of_range[device][0]
-    _out_of_range[device] = (bad, classes)
+    _out_of_range[device] = (bad, classes, name)
 
 
 def raise_if_targets_were_out_of_range() -> None:
@@ -201,8 +260,8 @@ def raise_if_targets_were_out_of_range() -> None:
     them; raise if a target was out of range. Call it where the host waits for the device anyway."""
     pending = list(_out_of_range.items())
     _out_of_range.clear()
-    for device, (bad, classes) in pending:
+    for device, (bad, classes, name) in pending:
         if bool(bad):
-            raise ValueError(f"cross_entropy: a target on {device} was out of range for {classes} classes "
+            raise ValueError(f"{name}: a target on {device} was out of range for {classes} classes "
                              f"(expected values in [0, {classes - 1}]; on a GPU this is checked without waiting "
                              f"at every step, so it was seen up to 10 steps late)")

@@ -22,7 +22,7 @@ from ..tensor import Function, Tensor
 __all__ = [
     "unbroadcast", "add", "sub", "mul", "div", "pow", "neg", "matmul",
     "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "clip", "clamp",
-    "maximum", "minimum", "where", "sum", "mean", "max", "min", "argmax",
+    "maximum", "minimum", "where", "sum", "mean", "max", "min", "argmax", "argmin",
     "reshape", "transpose", "permute", "flatten", "squeeze", "unsqueeze",
     "broadcast_to", "getitem", "concatenate", "cat", "stack", "pad",
     "cast", "to_device", "clone", "compare",
@@ -456,6 +456,11 @@ class Max(Function):
         return _expand_reduced(grad, self.axes, self.keepdims, self.shape) * self.share, None, None
 
 
+def _keep(keepdims, keepdim):
+    """NumPy's ``keepdims`` or PyTorch's ``keepdim`` (whichever was given)."""
+    return keepdims if keepdim is None else keepdim
+
+
 def _reduce(function, x, axis, keepdims, dim):
     axes = _normalize_axes(_pick_axis(axis, dim), x.ndim)
     if x.ndim > 0 and 0 in [x.shape[a] for a in axes] and function is not Sum:
@@ -463,31 +468,48 @@ def _reduce(function, x, axis, keepdims, dim):
     return function.apply(x, axes, bool(keepdims))
 
 
-def sum(x: Tensor, axis=None, keepdims=False, *, dim=None) -> Tensor:
+def sum(x: Tensor, axis=None, keepdims=False, *, dim=None, keepdim=None) -> Tensor:
     """Sum over ``axis`` (alias ``dim``): an int, a tuple, or None for all."""
-    return _reduce(Sum, x, axis, keepdims, dim)
+    return _reduce(Sum, x, axis, _keep(keepdims, keepdim), dim)
 
 
-def mean(x: Tensor, axis=None, keepdims=False, *, dim=None) -> Tensor:
-    return _reduce(Mean, x, axis, keepdims, dim)
+def mean(x: Tensor, axis=None, keepdims=False, *, dim=None, keepdim=None) -> Tensor:
+    return _reduce(Mean, x, axis, _keep(keepdims, keepdim), dim)
 
 
-def max(x: Tensor, axis=None, keepdims=False, *, dim=None) -> Tensor:
-    """Largest value over ``axis``; the gradient is split among tied maxima."""
-    return _reduce(Max, x, axis, keepdims, dim)
+def max(x: Tensor, axis=None, keepdims=False, *, dim=None, keepdim=None) -> Tensor:
+    """Largest value over ``axis``; the gradient is split among tied maxima.
+
+    (``tinycnn.max(x, dim)`` and ``x.max(dim)``, PyTorch's forms, give a (values, indices) pair.)
+    """
+    return _reduce(Max, x, axis, _keep(keepdims, keepdim), dim)
 
 
-def min(x: Tensor, axis=None, keepdims=False, *, dim=None) -> Tensor:
-    return -_reduce(Max, -x, axis, keepdims, dim)
+def min(x: Tensor, axis=None, keepdims=False, *, dim=None, keepdim=None) -> Tensor:
+    return -_reduce(Max, -x, axis, _keep(keepdims, keepdim), dim)
 
 
-def argmax(x: Tensor, axis=None, keepdims=False, *, dim=None) -> Tensor:
-    """Index of the largest value (int64, no gradient)."""
+def _arg_reduce(name, x, axis, keepdims, dim):
     axis = _pick_axis(axis, dim)
-    out = x.data.argmax(axis=axis)
+    if axis is not None:
+        axes = _normalize_axes(axis, x.ndim)
+        if len(axes) != 1:
+            raise ValueError(f"{name}: reduces one axis (or all), got {axis}")
+        axis = axes[0]
+    out = getattr(x.data, name)(axis=axis)
     if keepdims and axis is not None:
         out = get_array_module(out).expand_dims(out, axis)
     return Tensor.from_op(get_array_module(x.data).asarray(out).astype(np.int64), None)
+
+
+def argmax(x: Tensor, axis=None, keepdims=False, *, dim=None, keepdim=None) -> Tensor:
+    """Index of the largest value (int64, no gradient); over all elements (flattened) when no axis."""
+    return _arg_reduce("argmax", x, axis, _keep(keepdims, keepdim), dim)
+
+
+def argmin(x: Tensor, axis=None, keepdims=False, *, dim=None, keepdim=None) -> Tensor:
+    """Index of the smallest value (int64, no gradient); over all elements (flattened) when no axis."""
+    return _arg_reduce("argmin", x, axis, _keep(keepdims, keepdim), dim)
 
 
 # --------------------------------------------------------------------------- shapes

@@ -12,14 +12,15 @@ train/eval, to), ``parameter.py``, then one file per layer family, and
 """
 
 from . import init
-from .activation import LeakyReLU, ReLU
+from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .batchnorm import BatchNorm1d, BatchNorm2d
-from .container import ModuleList, Sequential
+from .container import ModuleDict, ModuleList, Sequential
 from .conv import Conv2d
-from .dropout import Dropout
+from .dropout import Dropout, Dropout2d
 from .flatten import Flatten
+from .identity import Identity
 from .linear import Linear
-from .loss import CrossEntropyLoss
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module
 from .parameter import Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
@@ -30,6 +31,7 @@ __all__ = [
     "Parameter",
     "Sequential",
     "ModuleList",
+    "ModuleDict",
     "Conv2d",
     "Linear",
     "BatchNorm1d",
@@ -39,7 +41,28 @@ __all__ = [
     "AdaptiveAvgPool2d",
     "ReLU",
     "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "Softmax",
+    "LogSoftmax",
+    "Identity",
     "Dropout",
+    "Dropout2d",
     "Flatten",
     "CrossEntropyLoss",
+    "NLLLoss",
+    "MSELoss",
+    "L1Loss",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "functional",
 ]
+
+# PyTorch's path to the functional ops: ``import tinycnn.nn.functional as F`` gives the very
+# module ``tinycnn.functional`` (one set of ops, two names), as the import system looks in
+# sys.modules before it looks for a file.
+import sys as _sys  # noqa: E402
+
+from .. import functional  # noqa: E402
+
+_sys.modules[__name__ + ".functional"] = functional

@@ -1,11 +1,11 @@
-"""Activation layers: ReLU and LeakyReLU (no parameters)."""
+"""Activation layers (no parameters): ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax."""
 
 from __future__ import annotations
 
 from .. import functional as F
 from .module import Module
 
-__all__ = ["ReLU", "LeakyReLU"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax"]
 
 
 class ReLU(Module):
@@ -36,3 +36,55 @@ class LeakyReLU(Module):
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
+
+
+class Sigmoid(Module):
+    """``1 / (1 + exp(-x))`` elementwise, in (0, 1). Shapes: any -> same."""
+
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Tanh(Module):
+    """``tanh(x)`` elementwise, in (-1, 1). Shapes: any -> same."""
+
+    def forward(self, x):
+        return F.tanh(x)
+
+
+def _check_dim(name: str, dim):
+    # PyTorch guesses a dim when none is given (and warns); guessing wrong is silent here, so ask.
+    if dim is None:
+        raise TypeError(f"{name}: give the dimension to normalise over, e.g. {name}(dim=1) for (N, C) scores")
+    return dim
+
+
+class Softmax(Module):
+    """Probabilities along ``dim``: non-negative, summing to 1. Shapes: any -> same."""
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = _check_dim("Softmax", dim)
+
+    def forward(self, x):
+        return F.softmax(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Module):
+    """``log(softmax(x))`` along ``dim``, computed stably. Shapes: any -> same.
+
+    Ends a classifier trained with :class:`NLLLoss` (together: cross-entropy).
+    """
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = _check_dim("LogSoftmax", dim)
+
+    def forward(self, x):
+        return F.log_softmax(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"

@@ -1,4 +1,4 @@
-"""Containers: Sequential (runs its layers in order) and ModuleList (just holds them)."""
+"""Containers: Sequential (runs its layers in order), ModuleList and ModuleDict (just hold them)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 from .module import Module
 
-__all__ = ["Sequential", "ModuleList"]
+__all__ = ["Sequential", "ModuleList", "ModuleDict"]
 
 
 def _check_module(value, owner: str) -> Module:
@@ -132,3 +132,60 @@ class ModuleList(Module):
         modules.insert(index, _check_module(module, "ModuleList"))
         self._modules.clear()
         self.extend(modules)
+
+
+class ModuleDict(Module):
+    """A dict of Modules that registers them under their keys (``heads["digits"]`` ->
+    state_dict keys ``heads.digits.weight``). Keys keep their insertion order.
+    Like ModuleList it has no ``forward``: you pick the module to call.
+    """
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        if key not in self._modules:
+            raise KeyError(f"ModuleDict has no module {key!r}; it holds {list(self._modules)}")
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"ModuleDict keys are strings (they become state_dict names), got {type(key).__name__}")
+        self.add_module(key, _check_module(module, "ModuleDict"))
+
+    def __delitem__(self, key: str) -> None:
+        del self._modules[key]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key) -> bool:
+        return key in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()
+
+    def pop(self, key: str) -> Module:
+        module = self[key]
+        del self[key]
+        return module
+
+    def clear(self) -> None:
+        self._modules.clear()
+
+    def update(self, modules) -> None:
+        """Add ``(key, module)`` pairs from a dict (in its order) or from an iterable of pairs."""
+        pairs = modules.items() if hasattr(modules, "items") else modules
+        for key, module in pairs:
+            self[key] = module

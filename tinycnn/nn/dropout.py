@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import functional as F
 from .module import Module
 
-__all__ = ["Dropout"]
+__all__ = ["Dropout", "Dropout2d"]
 
 
 class Dropout(Module):
@@ -26,3 +26,12 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout2d(Dropout):
+    """Zero whole channels of (N, C, H, W) (or (C, H, W)) with probability ``p`` in training
+    mode, scaling the rest by ``1 / (1 - p)``; identity in eval mode. Shapes: same -> same.
+    """
+
+    def forward(self, x):
+        return F.dropout2d(x, self.p, self.training)
