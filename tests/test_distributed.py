@@ -196,7 +196,10 @@ def test_a_killed_rank_ends_the_run(tmp_path):
 def test_a_rank_that_hangs_ends_the_run_with_a_timeout(tmp_path):
     cli = TRAIN.replace(" --quiet", " --quiet --distributed").replace("--train-size 180", "--train-size 6000")
     script = (f'{cli} --epochs 50 --out run & pid=$!; '
-              f'if [ "$PMI_RANK" = 1 ]; then sleep 4; kill -STOP $pid; fi; wait $pid')
+              # rank 1 freezes once both ranks have joined (rank 0 locks the run folder after the
+              # agreement check), not at a fixed time: on a loaded machine 4 s may fall inside MPI's start
+              f'if [ "$PMI_RANK" = 1 ]; then while [ ! -e run/.tinycnn-run.lock ]; do sleep 0.2; done; '
+              f'sleep 1; kill -STOP $pid; fi; wait $pid')
     code, out, seconds = _launch(2, script, tmp_path, timeout=90, env={"TINYCNN_DIST_TIMEOUT": "3"})
     assert code != 0
     assert seconds < 60, out
