@@ -16,6 +16,7 @@ import argparse
 import json
 import platform
 import sys
+import time
 
 from .config import Number
 
@@ -303,6 +304,9 @@ def _end_every_rank(code: int) -> int:
 
         sys.stdout.flush()
         sys.stderr.flush()
+        # mpiexec forwards each rank's output through a proxy; an abort at once can kill the
+        # proxy before it has passed on the error line just written (seen: 1 run in 10)
+        time.sleep(0.5)
         distributed.group().abort(code)
     return code
 
