@@ -9,7 +9,11 @@ variable                   what it sets                                         
 ``TINYCNN_NO_MALLOC_TUNING``  1: the command leaves glibc's allocator alone       0, 1
 ``TINYCNN_DATA``           the data directory (default ``~/.cache/tinycnn``)      a path
 ``TINYCNN_DEBUG``          1: the command shows tracebacks, not one-line errors   0, 1
+``TINYCNN_DIST_TIMEOUT``   seconds a rank waits for the others (default 300)      1, 2, ...
 =========================  =====================================================  =========
+
+(The MPI launcher's own variables, such as ``PMI_SIZE``, are read as the launcher
+sets them, in :mod:`tinycnn.distributed`.)
 
 An empty or unset variable takes the default. Any other value that is not one of
 the accepted ones is a :class:`SettingError` (a ``ValueError``), one line that
