@@ -140,19 +140,22 @@ _blas_limit = None  # kept alive: the limit holds while this object lives
 
 
 def _share_the_cores(ranks_here: int) -> None:
-    """Give each of the ``ranks_here`` ranks on this machine an equal share of its cores (worker and BLAS threads).
+    """Give each of the ``ranks_here`` ranks on this machine an equal share of its cores (worker and BLAS
+    threads), or ``TINYCNN_NUM_THREADS`` of them when set.
 
-    Two ranks each running as many threads as there are cores would fight for them.
+    Two ranks each running as many threads as there are cores would fight for them; and BLAS must
+    be held to the share too (measured: 2 ranks with 1 worker but 2-thread BLAS each stepped 2-10x
+    slower than one process).
     """
     global _blas_limit
-    if ranks_here <= 1 or whole_number("TINYCNN_NUM_THREADS", minimum=1) is not None:
+    if ranks_here <= 1:
         return
     from threadpoolctl import threadpool_limits
 
     from .. import fast
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    share = max(1, cores // ranks_here)
+    share = whole_number("TINYCNN_NUM_THREADS", minimum=1) or max(1, cores // ranks_here)
     fast.set_num_threads(share)
     _blas_limit = threadpool_limits(limits=share, user_api="blas")
 
