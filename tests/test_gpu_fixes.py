@@ -318,9 +318,16 @@ def test_mixed_devices_give_tinycnns_error(op):
 
 
 # --------------------------------------------------------------------------- 11. optimizer state follows the model
-def test_optimizer_state_follows_its_parameters_device(monkeypatch):
+@pytest.mark.parametrize("make, arrays", [
+    (lambda params: optim.SGD(params, lr=0.1, momentum=0.9), 1),
+    (lambda params: optim.Adam(params, lr=0.1), 2),
+    (lambda params: optim.RMSprop(params, lr=0.1, momentum=0.9), 2),
+    (lambda params: optim.Adagrad(params, lr=0.1), 1),
+    (lambda params: optim.Adadelta(params), 2),
+], ids=["SGD", "Adam", "RMSprop", "Adagrad", "Adadelta"])
+def test_optimizer_state_follows_its_parameters_device(monkeypatch, make, arrays):
     layer = nn.Linear(3, 2)
-    optimizer = optim.SGD(layer.parameters(), lr=0.1, momentum=0.9)
+    optimizer = make(layer.parameters())
     for _ in range(2):
         optimizer.zero_grad()
         layer(tinycnn.randn(4, 3)).sum().backward()
@@ -332,7 +339,7 @@ def test_optimizer_state_follows_its_parameters_device(monkeypatch):
     optimizer.zero_grad()
     layer(tinycnn.randn(4, 3)).sum().backward()
     optimizer.step()
-    assert moved == ["cuda:0", "cuda:0"], "the momentum buffers stayed on the CPU"
+    assert moved == ["cuda:0"] * (2 * arrays), "the optimizer's state stayed on the CPU"
 
 
 # --------------------------------------------------------------------------- on a GPU

@@ -37,20 +37,16 @@ class Adadelta(Optimizer):
         """Update every parameter that has a gradient (in place); returns ``closure()``'s loss, if given."""
         loss = self._evaluate(closure)
         with no_grad():
-            for group in self.param_groups:
-                for param in group["params"]:
-                    if param.grad is None:
-                        continue
-                    p = param.data
-                    xp = backend.get_array_module(p)
-                    state = self.state.setdefault(param, {})
-                    if not state:
-                        state["step"] = 0
-                        state["square_avg"] = xp.zeros_like(p)
-                        state["acc_delta"] = xp.zeros_like(p)
-                    state["step"] += 1
-                    adadelta_update(p, param.grad.data, state["square_avg"], state["acc_delta"], lr=group["lr"],
-                                    rho=group["rho"], eps=group["eps"], weight_decay=group["weight_decay"])
+            for group, param, state in self._parameters_to_update():
+                p = param.data
+                xp = backend.get_array_module(p)
+                if not state:
+                    state["step"] = 0
+                    state["square_avg"] = xp.zeros_like(p)
+                    state["acc_delta"] = xp.zeros_like(p)
+                state["step"] += 1
+                adadelta_update(p, param.grad.data, state["square_avg"], state["acc_delta"], lr=group["lr"],
+                                rho=group["rho"], eps=group["eps"], weight_decay=group["weight_decay"])
         return loss
 
 

@@ -40,19 +40,15 @@ class Adagrad(Optimizer):
         """Update every parameter that has a gradient (in place); returns ``closure()``'s loss, if given."""
         loss = self._evaluate(closure)
         with no_grad():
-            for group in self.param_groups:
-                for param in group["params"]:
-                    if param.grad is None:
-                        continue
-                    p = param.data
-                    xp = backend.get_array_module(p)
-                    state = self.state.setdefault(param, {})
-                    if not state:
-                        state["step"] = 0
-                        state["sum"] = xp.full_like(p, group["initial_accumulator_value"])
-                    state["step"] += 1
-                    adagrad_update(p, param.grad.data, state["sum"], step=state["step"], lr=group["lr"],
-                                   lr_decay=group["lr_decay"], weight_decay=group["weight_decay"], eps=group["eps"])
+            for group, param, state in self._parameters_to_update():
+                p = param.data
+                xp = backend.get_array_module(p)
+                if not state:
+                    state["step"] = 0
+                    state["sum"] = xp.full_like(p, group["initial_accumulator_value"])
+                state["step"] += 1
+                adagrad_update(p, param.grad.data, state["sum"], step=state["step"], lr=group["lr"],
+                               lr_decay=group["lr_decay"], weight_decay=group["weight_decay"], eps=group["eps"])
         return loss
 
 

@@ -160,6 +160,16 @@ class Optimizer:
                 if key != "params":
                     group[key] = copy.deepcopy(value)
 
+    def _parameters_to_update(self):
+        """``(group, parameter, its state)`` for every parameter that has a gradient, in order.
+
+        The state is a dict (empty before the first step) on the parameter's device.
+        """
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is not None:
+                    yield group, param, self._state_on_device(param)
+
     def _state_on_device(self, param) -> dict:
         """``param``'s state, its arrays first moved to ``param``'s device: ``Module.to()`` after
         some steps moves the parameters, not this state (CuPy would refuse NumPy buffers)."""

@@ -48,24 +48,20 @@ class RMSprop(Optimizer):
         """Update every parameter that has a gradient (in place); returns ``closure()``'s loss, if given."""
         loss = self._evaluate(closure)
         with no_grad():
-            for group in self.param_groups:
-                for param in group["params"]:
-                    if param.grad is None:
-                        continue
-                    p = param.data
-                    xp = backend.get_array_module(p)
-                    state = self.state.setdefault(param, {})
-                    if not state:
-                        state["step"] = 0
-                        state["square_avg"] = xp.zeros_like(p)
-                        if group["momentum"] > 0:
-                            state["momentum_buffer"] = xp.zeros_like(p)
-                        if group["centered"]:
-                            state["grad_avg"] = xp.zeros_like(p)
-                    state["step"] += 1
-                    rmsprop_update(p, param.grad.data, state["square_avg"], state.get("grad_avg"),
-                                   state.get("momentum_buffer"), lr=group["lr"], alpha=group["alpha"],
-                                   eps=group["eps"], weight_decay=group["weight_decay"], momentum=group["momentum"])
+            for group, param, state in self._parameters_to_update():
+                p = param.data
+                xp = backend.get_array_module(p)
+                if not state:
+                    state["step"] = 0
+                    state["square_avg"] = xp.zeros_like(p)
+                    if group["momentum"] > 0:
+                        state["momentum_buffer"] = xp.zeros_like(p)
+                    if group["centered"]:
+                        state["grad_avg"] = xp.zeros_like(p)
+                state["step"] += 1
+                rmsprop_update(p, param.grad.data, state["square_avg"], state.get("grad_avg"),
+                               state.get("momentum_buffer"), lr=group["lr"], alpha=group["alpha"],
+                               eps=group["eps"], weight_decay=group["weight_decay"], momentum=group["momentum"])
         return loss
 
 
