@@ -54,7 +54,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--size", type=int, default=32)
     args = parser.parse_args()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from tinycnn.backend import usable_cores
+
+    cores = usable_cores()
     print(machine_info("cpu", cores), f"Pillow {Image.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "folder"

@@ -52,3 +52,18 @@ def other_device(request):
     if request.param == "cuda":
         return request.getfixturevalue("cuda_device")
     return "cpu"
+
+
+@pytest.fixture
+def without_onnx(monkeypatch):
+    """Make ``import onnx`` fail, as where the optional package is not installed."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_onnx(name, *args, **kwargs):
+        if name == "onnx" or name.startswith("onnx."):
+            raise ImportError("No module named 'onnx'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnx)

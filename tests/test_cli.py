@@ -129,17 +129,7 @@ def test_export_writes_an_onnx_file_that_gives_tinycnns_answers(run_dir, tmp_pat
     assert json.loads(meta["classes"]) == checkpoint["meta"]["classes"]
 
 
-def test_export_without_onnx_says_how_to_get_it(run_dir, tmp_path, capsys, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_onnx(name, *args, **kwargs):
-        if name == "onnx" or name.startswith("onnx."):
-            raise ImportError("No module named 'onnx'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_onnx)
+def test_export_without_onnx_says_how_to_get_it(run_dir, tmp_path, capsys, without_onnx):
     one_line_error(capsys, ["export", "--checkpoint", str(run_dir), "--onnx", str(tmp_path / "m.onnx")],
                    "pip install 'tinycnn[onnx]'")
     assert not (tmp_path / "m.onnx").exists()

@@ -186,17 +186,7 @@ def test_unexportable_settings_are_refused_clearly(tmp_path):
         export_onnx(nn.ReLU(), tmp_path / "c.onnx", (8, 8))
 
 
-def test_export_says_how_to_install_onnx_when_it_is_missing(tmp_path, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_onnx(name, *args, **kwargs):
-        if name == "onnx" or name.startswith("onnx."):
-            raise ImportError("No module named 'onnx'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_onnx)
+def test_export_says_how_to_install_onnx_when_it_is_missing(tmp_path, without_onnx):
     with pytest.raises(ImportError, match=r"pip install 'tinycnn\[onnx\]'"):
         export_onnx(nn.ReLU(), tmp_path / "x.onnx", (1, 4, 4))
 

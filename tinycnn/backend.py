@@ -17,12 +17,15 @@ reproducible.
 
 from __future__ import annotations
 
+import os
+
 import contextlib
 import re
 
 import numpy as np
 
 __all__ = [
+    "usable_cores",
     "DeviceError",
     "parse_device",
     "array_module",
@@ -96,6 +99,14 @@ def _cuda_device_count(cupy) -> int:
         return int(cupy.cuda.runtime.getDeviceCount())
     except Exception:  # CUDA driver missing, no GPU, broken install
         return 0
+
+
+def usable_cores() -> int:
+    """How many CPU cores this process may run on (its affinity on Linux, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def cuda_is_available() -> bool:

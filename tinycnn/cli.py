@@ -16,7 +16,6 @@ import argparse
 import json
 import platform
 import sys
-import time
 
 from .config import Number
 
@@ -135,12 +134,10 @@ def _write_csv(path, items, top) -> None:
 
 
 def _write_json(path, items) -> None:
-    from .atomic import atomic_write
+    from .runner import write_json
 
-    records = [{"file": str(item.path), "label": item.label, "error": item.error,
-                "top": [{"class": name, "probability": p} for name, p in item.top]} for item in items]
-    text = json.dumps(records, indent=1, allow_nan=False)
-    atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+    write_json(path, [{"file": str(item.path), "label": item.label, "error": item.error,
+                       "top": [{"class": name, "probability": p} for name, p in item.top]} for item in items])
 
 
 def _export(args) -> int:
@@ -302,11 +299,6 @@ def _end_every_rank(code: int) -> int:
     if _in_multi_rank_run():
         from . import distributed
 
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # mpiexec forwards each rank's output through a proxy; an abort at once can kill the
-        # proxy before it has passed on the error line just written (seen: 1 run in 10)
-        time.sleep(0.5)
         distributed.group().abort(code)
     return code
 

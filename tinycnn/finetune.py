@@ -101,8 +101,9 @@ def weights_from(path) -> dict:
         path = path / "checkpoint.npz"
     saved = load(path)
     if isinstance(saved, dict) and "model" in saved:
-        best = (saved.get("fit_state") or {}).get("best_state")
-        return best if best is not None else saved["model"]
+        from .runner import checkpoint_weights  # (runner imports this module: imported when needed)
+
+        return checkpoint_weights(saved)
     if isinstance(saved, dict) and saved and all(hasattr(v, "shape") for v in saved.values()):
         return saved
     raise ValueError(f"{path} holds no model weights (a run folder, a training checkpoint or a state_dict file "

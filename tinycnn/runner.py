@@ -661,12 +661,18 @@ def save_model(path, model, *, name: str, classes, mean, std, image_shape, resiz
     return save(checkpoint, path)
 
 
+def checkpoint_weights(checkpoint: dict, weights: str = "best") -> dict:
+    """The state_dict of a checkpoint: the weights that did best on validation (``"best"``, when the
+    run kept them), else the last epoch's (``"last"``)."""
+    best = (checkpoint.get("fit_state") or {}).get("best_state")
+    return best if weights == "best" and best is not None else checkpoint["model"]
+
+
 def model_from_checkpoint(checkpoint: dict, device: str = "cpu", weights: str = "best"):
     """Rebuild the checkpoint's model and load its weights (the best on validation by default)."""
     meta = checkpoint["meta"]
     model = build_model(checkpoint["config"]["model"], len(meta["classes"]), meta["image_shape"][0], meta["image_shape"][1])
-    best = checkpoint.get("fit_state", {}).get("best_state")
-    state = best if weights == "best" and best is not None else checkpoint["model"]
+    state = checkpoint_weights(checkpoint, weights)
     try:
         model.load_state_dict(state)
     except (KeyError, ValueError, RuntimeError) as error:

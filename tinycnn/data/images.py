@@ -22,11 +22,12 @@ The same function serves training (:class:`~tinycnn.data.ImageFolder`) and
 from __future__ import annotations
 
 import warnings
-import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from .. import backend
 
 __all__ = ["read_image", "ImageReader", "ImageReadError", "IMAGE_EXTENSIONS", "RESIZE_POLICIES", "is_grey"]
 
@@ -151,10 +152,6 @@ def _read_chunk(paths, settings) -> list:
     return results
 
 
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 class ImageReader:
     """Reads many files with :func:`read_image`'s settings, on every core.
 
@@ -174,7 +171,7 @@ class ImageReader:
                  invert: bool = False, workers: int | None = None):
         self.settings = dict(size=size, channels=channels, resize=resize, background=tuple(background),
                              invert=invert)
-        self.workers = workers or min(32, usable_cores())
+        self.workers = workers or min(32, backend.usable_cores())
         self._pool = None
 
     def read(self, paths) -> list:

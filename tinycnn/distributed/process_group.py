@@ -154,8 +154,7 @@ def _share_the_cores(ranks_here: int) -> None:
 
     from .. import fast
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    share = whole_number("TINYCNN_NUM_THREADS", minimum=1) or max(1, cores // ranks_here)
+    share = whole_number("TINYCNN_NUM_THREADS", minimum=1) or max(1, backend.usable_cores() // ranks_here)
     fast.set_num_threads(share)
     _blas_limit = threadpool_limits(limits=share, user_api="blas")
 

@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
+from .. import backend
 from ..env import whole_number
 
 __all__ = ["get_num_threads", "set_num_threads", "map_chunks", "batch_parts", "map_parts", "single_threaded_blas",
@@ -53,12 +54,7 @@ PARALLEL_MIN_BYTES = 1 << 20
 def _default_num_threads() -> int:
     """``TINYCNN_NUM_THREADS`` if set, else the cores this process may run on."""
     given = whole_number("TINYCNN_NUM_THREADS", minimum=1)
-    if given is not None:
-        return given
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return given if given is not None else backend.usable_cores()
 
 
 _num_threads: int | None = None  # read from the environment on first use (a bad value: a one-line error there)

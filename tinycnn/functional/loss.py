@@ -92,25 +92,13 @@ class CrossEntropy(Function):
         xp = get_array_module(logits)
         n, classes = logits.shape
         log_probs = _log_softmax(logits, dim=1)
-        rows = xp.arange(n)
-        self.in_range = None
-        if not targets_checked:
-            # CuPy wraps an out-of-range index around (class -1 reads class C-1): read
-            # class 0 there instead, and mark the sample so its loss becomes NaN.
-            self.in_range = (target >= 0) & (target < classes)            # (N,) bool
-            target = xp.where(self.in_range, target, 0)
-        loss = -log_probs[rows, target]                                  # (N,) negative log-likelihood
+        target, self.in_range = _indexable_targets(target, classes, targets_checked)
+        loss = -log_probs[xp.arange(n), target]                          # (N,) negative log-likelihood
         if label_smoothing > 0:
             loss = (1 - label_smoothing) * loss - label_smoothing * log_probs.mean(axis=1)
-        if self.in_range is not None:
-            loss = xp.where(self.in_range, loss, loss.dtype.type(np.nan))
         self.log_probs, self.target = log_probs, target
         self.label_smoothing, self.reduction = label_smoothing, reduction
-        if reduction == "mean":
-            return loss.mean()
-        if reduction == "sum":
-            return loss.sum()
-        return loss
+        return _reduced(_nan_out_of_range(loss, self.in_range), reduction)
 
     def backward(self, grad):
         xp = get_array_module(grad)
@@ -126,9 +114,37 @@ class CrossEntropy(Function):
             grad_logits *= grad
         else:
             grad_logits *= grad[:, None]
-        if self.in_range is not None:
-            grad_logits = xp.where(self.in_range[:, None], grad_logits, grad_logits.dtype.type(np.nan))
-        return grad_logits, None
+        return _nan_out_of_range(grad_logits, self.in_range), None
+
+
+def _indexable_targets(target, classes: int, targets_checked: bool):
+    """(targets safe to index with, (N,) bool "in range" or None).
+
+    Checked targets (the CPU) are used as they are. Unchecked ones (a GPU): CuPy would wrap an
+    out-of-range index around (class -1 reads class C-1), so such a target reads class 0 instead,
+    and the mask marks its sample, whose loss and gradient :func:`_nan_out_of_range` makes NaN.
+    """
+    if targets_checked:
+        return target, None
+    in_range = (target >= 0) & (target < classes)
+    return get_array_module(target).where(in_range, target, 0), in_range
+
+
+def _nan_out_of_range(values, in_range):
+    """``values`` (N,) or (N, C) with the samples outside ``in_range`` set to NaN (None: unchanged)."""
+    if in_range is None:
+        return values
+    mask = in_range if values.ndim == 1 else in_range[:, None]
+    return get_array_module(values).where(mask, values, values.dtype.type(np.nan))
+
+
+def _reduced(loss, reduction: str):
+    """Per-sample losses (N,) -> their mean, their sum, or themselves (``"none"``)."""
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
 
 
 def _class_targets(name, scores: Tensor, target, scores_name: str = "input"):
@@ -196,19 +212,10 @@ class NLLLoss(Function):
     def forward(self, log_probs, target, reduction, targets_checked=True):
         xp = get_array_module(log_probs)
         n, classes = log_probs.shape
-        self.in_range = None
-        if not targets_checked:   # as in CrossEntropy: never let CuPy wrap an index around
-            self.in_range = (target >= 0) & (target < classes)
-            target = xp.where(self.in_range, target, 0)
+        target, self.in_range = _indexable_targets(target, classes, targets_checked)
         loss = -log_probs[xp.arange(n), target]                           # (N,)
-        if self.in_range is not None:
-            loss = xp.where(self.in_range, loss, loss.dtype.type(np.nan))
         self.shape, self.target, self.reduction = log_probs.shape, target, reduction
-        if reduction == "mean":
-            return loss.mean()
-        if reduction == "sum":
-            return loss.sum()
-        return loss
+        return _reduced(_nan_out_of_range(loss, self.in_range), reduction)
 
     def backward(self, grad):
         xp = get_array_module(grad)
@@ -216,9 +223,7 @@ class NLLLoss(Function):
         per_sample = {"mean": xp.broadcast_to(grad / n, (n,)), "sum": xp.broadcast_to(grad, (n,))}.get(self.reduction, grad)
         grad_input = xp.zeros(self.shape, dtype=grad.dtype)
         grad_input[xp.arange(n), self.target] = -per_sample
-        if self.in_range is not None:
-            grad_input = xp.where(self.in_range[:, None], grad_input, grad_input.dtype.type(np.nan))
-        return grad_input, None
+        return _nan_out_of_range(grad_input, self.in_range), None
 
 
 def nll_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:

@@ -152,6 +152,12 @@ def _operand_device(x):
     return None
 
 
+def _operands(name, a, b):
+    """``(a, b)`` checked (types, devices) and ready for an op: a 0-d NumPy array becomes a scalar."""
+    _check_operands(name, a, b)
+    return _scalar_if_0d(a), _scalar_if_0d(b)
+
+
 def _check_operands(name, a, b):
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{name}: at least one operand must be a Tensor")
@@ -161,11 +167,7 @@ def _check_operands(name, a, b):
         if isinstance(x, np.ndarray) or backend.is_cupy_array(x):
             continue
         raise TypeError(f"{name}: unsupported operand of type {type(x).__name__}; expected a Tensor, array or number")
-    device_a, device_b = _operand_device(a), _operand_device(b)
-    if device_a is not None and device_b is not None and device_a != device_b:
-        # (CuPy would refuse a NumPy array with a TypeError about implicit conversion)
-        raise RuntimeError(f"{name}: operands are on different devices ({device_a} and {device_b}); "
-                           "move one with .to()")
+    _check_same_device(name, a, b)
 
 
 def _scalar_if_0d(x):
@@ -184,8 +186,7 @@ def _check_same_device(name, x, y, x_is="operands", y_is=None):
 
 def _binary(function, name):
     def op(a, b):
-        _check_operands(name, a, b)
-        return function.apply(_scalar_if_0d(a), _scalar_if_0d(b))
+        return function.apply(*_operands(name, a, b))
 
     op.__name__ = name
     op.__doc__ = f"Element-wise ``{name}`` with NumPy broadcasting; numbers mix in freely."
@@ -201,8 +202,7 @@ pow = _binary(Pow, "pow")
 
 def matmul(a, b) -> Tensor:
     """Matrix product with NumPy's ``@`` rules (batched, 1-D promoted)."""
-    _check_operands("matmul", a, b)
-    a, b = _scalar_if_0d(a), _scalar_if_0d(b)
+    a, b = _operands("matmul", a, b)
     if builtins.min(np.ndim(a.data if isinstance(a, Tensor) else a), np.ndim(b.data if isinstance(b, Tensor) else b)) == 0:
         raise ValueError("matmul: both operands need at least one dimension (use * for scalars)")
     return MatMul.apply(a, b)
@@ -375,24 +375,23 @@ clamp = clip
 
 
 def maximum(a, b) -> Tensor:
-    _check_operands("maximum", a, b)
-    return Maximum.apply(_scalar_if_0d(a), _scalar_if_0d(b))
+    return Maximum.apply(*_operands("maximum", a, b))
 
 
 def minimum(a, b) -> Tensor:
-    _check_operands("minimum", a, b)
-    return -Maximum.apply(-_scalar_if_0d(a), -_scalar_if_0d(b))
+    a, b = _operands("minimum", a, b)
+    return -Maximum.apply(-a, -b)
 
 
 def where(condition, a, b) -> Tensor:
     """Pick from ``a`` where ``condition`` is true, else from ``b`` (broadcasting)."""
-    _check_operands("where", a, b)
+    a, b = _operands("where", a, b)
     condition = condition.data if isinstance(condition, Tensor) else condition
     if condition.dtype != bool:
         raise TypeError(f"where: condition must be boolean, got {condition.dtype}")
     for x in (a, b):
         _check_same_device("where", condition, x, "the condition", "an operand")
-    return Where.apply(condition, _scalar_if_0d(a), _scalar_if_0d(b))
+    return Where.apply(condition, a, b)
 
 
 # --------------------------------------------------------------------------- reductions
