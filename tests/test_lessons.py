@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
+LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]*_*.py"))
 DATA = Path(os.environ.get("TINYCNN_TEST_DATA", ROOT.parent / "shared" / "data"))
 MISSING_DATA = 3  # lessons/lesson_utils.py
 
 
 def test_there_are_lessons():
-    assert LESSONS, "lessons/ holds no NN_name.py chapter"
+    assert LESSONS, "lessons/ holds no NN_name.py (or NNb_name.py) chapter"
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
