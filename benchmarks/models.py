@@ -183,7 +183,6 @@ def measure(name: str, args) -> dict:
     row["train_batch"] = batch
     row["train_img_s"] = batch / step_seconds
     row["train_peak_mb"] = (_maxrss_bytes() - rss_before) / 2**20 if device == "cpu" else None
-    del optimizer, x, y
 
     def infer(inputs):
         def run():
