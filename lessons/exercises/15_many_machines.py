@@ -6,8 +6,6 @@
 15.2  One step of the ring all-reduce: reduce-scatter and all-gather.
 """
 
-import numpy as np
-
 
 # ---------------------------------------------------------------------------------------
 # Exercise 15.1 - combining gradients
