@@ -456,8 +456,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise RequestError(HTTPStatus.BAD_REQUEST, "the JSON must hold 'image' (a data: URL) or 'test_index'")
         else:  # the file itself
             invert = query.get("invert", "0") in ("1", "true", "yes")
-            image, warning = explorer.image_from_upload(body, invert)
             target = _whole_number(query["target"], "target", 0, 10 ** 9) if "target" in query else None
+            image, warning = explorer.image_from_upload(body, invert)
         try:
             return _json_ok(explorer.predict(image, target, warning))
         except ValueError as error:  # a target outside the classes
