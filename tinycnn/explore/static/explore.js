@@ -86,7 +86,7 @@ async function predict(request, target = null) {
     return;
   }
   state.busy = true;
-  document.body.classList.add("busy");
+  document.body.dataset.busy = "1";   // "0" once every answer asked for has come (tests wait for it)
   try {
     const answer = await send(request, target);
     state.request = request;
@@ -96,11 +96,12 @@ async function predict(request, target = null) {
     showMessage(error.message);
   } finally {
     state.busy = false;
-    document.body.classList.remove("busy");
     if (state.queued) {
       const next = state.queued;
       state.queued = null;
       predict(next.request, next.target);
+    } else {
+      document.body.dataset.busy = "0";
     }
   }
 }
