@@ -21,12 +21,13 @@ import pytest
 from PIL import Image
 
 from tinycnn.cli import main
+from tinycnn.env import flag
 from tinycnn.explore import Explorer
 
 from _datafiles import REAL_DATA
 from _explore_run import ServerThread, train_stroke_run
 
-REQUIRED = os.environ.get("TINYCNN_REQUIRE_BROWSER", "0") == "1"
+REQUIRED = flag("TINYCNN_REQUIRE_BROWSER", False, "1: a missing browser fails the browser test")
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                "t10k-labels-idx1-ubyte")
 

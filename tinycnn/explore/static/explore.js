@@ -161,13 +161,13 @@ function buildLayers(model) {
     const row = element("div", "layer");
     row.dataset.index = index;
     const info = element("div", "layer-info");
-    info.append(element("div", "layer-name", layer.name));
-    const kind = element("div");
-    kind.append(element("code", null, layer.type), document.createTextNode(
-      layer.description !== layer.type ? ` (${layer.description})` : ""));
-    info.append(kind);
-    info.append(element("div", null, `output ${shapeText(layer.output_shape)}`));
-    info.append(element("div", null, `${layer.parameters.toLocaleString("en")} parameters`));
+    const title = element("div");
+    title.append(element("span", "layer-name", layer.name), document.createTextNode(" "),
+                 element("code", null, layer.type));
+    info.append(title);
+    if (layer.description !== layer.type) info.append(element("div", "layer-description", layer.description));
+    info.append(element("div", null, `output ${shapeText(layer.output_shape)} - ` +
+                                     `${layer.parameters.toLocaleString("en")} parameters`));
     const maps = element("div", "maps");
     maps.append(element("span", "more", "(waiting for an image)"));
     row.append(info, maps);
