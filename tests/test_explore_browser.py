@@ -12,6 +12,7 @@ strokes, and the page must give the class ``tinycnn predict`` gives for the same
 A screenshot of the page is saved in TINYCNN_TEST_ARTEFACTS (a folder; default: the test's tmp_path).
 """
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -34,9 +35,7 @@ MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-image
 
 def _missing() -> str | None:
     """What is missing for the browser test, or None."""
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("selenium") is None:
         return "selenium is not installed (pip install selenium)"
     if _chromium() is None:
         return "Chromium is not installed (apt-get install chromium)"
@@ -107,7 +106,7 @@ def run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(run, browser):
+def page(browser, run):
     explorer = Explorer(run[0])
     server = ServerThread(explorer)
     browser.get(server.url)
