@@ -338,7 +338,7 @@ except ValueError as error:
 # SGD, lr 0.1, momentum 0.9, weight decay 1e-4), here on our 16x16 Shapes, measuring the
 # validation loss every few steps twice: in eval mode (running averages) and with the
 # batch's own statistics (train mode, the running averages put back afterwards).
-spike_val = Subset(val_set, np.arange(min(len(val_set), 250)))
+spike_val = Subset(val_set, np.arange(lesson.pick(quick=64, default=250, full=500)))
 
 
 def validation_loss(model, use_batch_statistics: bool) -> float:
@@ -356,13 +356,16 @@ def validation_loss(model, use_batch_statistics: bool) -> float:
 tinycnn.manual_seed(lesson.args.seed)
 spike_model = models.resnet20(num_classes=CLASSES).to(lesson.device)
 optimizer = optim.SGD(spike_model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-spike_steps = lesson.pick(quick=6, default=42, full=120)
+spike_steps = lesson.pick(quick=6, default=36, full=120)
 every = lesson.pick(quick=3, default=6, full=10)
+snapshot_step = every                             # a copy of the weights taken early, while the gap is wide
 spike_loader = loader(train_set)
 record = {"step": [], "running": [], "batch": []}
 step = 0
 while step < spike_steps:
     for images, labels in spike_loader:
+        if step == snapshot_step:
+            snapshot = {name: value.copy() for name, value in spike_model.state_dict().items()}
         if step % every == 0:
             record["step"].append(step)
             record["running"].append(validation_loss(spike_model, use_batch_statistics=False))
@@ -399,12 +402,16 @@ def recalibrate(model, batches: int):
         layer.momentum = 0.1
 
 
-before = validation_loss(spike_model, use_batch_statistics=False)
-recalibrate(spike_model, batches=lesson.pick(quick=2, default=10, full=20))
-after = validation_loss(spike_model, use_batch_statistics=False)
-print(f"after {spike_steps} steps: eval-mode validation loss {before:.3f}; after recomputing the running "
-      f"statistics (a few batches, no training): {after:.3f}; with batch statistics: "
-      f"{validation_loss(spike_model, use_batch_statistics=True):.3f}")
+early_model = models.resnet20(num_classes=CLASSES).to(lesson.device)
+early_model.load_state_dict(snapshot)             # the weights as they were at step snapshot_step
+before = validation_loss(early_model, use_batch_statistics=False)
+with_batch_statistics = validation_loss(early_model, use_batch_statistics=True)
+recalibration_batches = lesson.pick(quick=2, default=10, full=20)
+recalibrate(early_model, batches=recalibration_batches)
+after = validation_loss(early_model, use_batch_statistics=False)
+print(f"the weights of step {snapshot_step}: eval-mode validation loss {before:.3f}; after recomputing the running "
+      f"statistics ({recalibration_batches} training batches, no step): {after:.3f}; with batch statistics: "
+      f"{with_batch_statistics:.3f}")
 
 fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
 ax.plot(record["step"], record["running"], "o-", label="eval mode (running averages)")
@@ -417,16 +424,18 @@ ax.grid(alpha=0.3)
 fig.savefig(lesson.figure("bn_running_vs_batch_statistics.png"))
 plt.close(fig)
 
-# What to look for (printout and bn_running_vs_batch_statistics.png): in the first steps
-# the eval-mode loss shoots far above the loss with batch statistics - the spike - and
-# the gap closes as training goes on and the weights change less from one step to the
-# next, so that the running averages catch up. Nothing is wrong with the weights: the
-# batch-statistics curve shows how good they are. If a validation number looks absurd
-# early in a run with batch norm (or after a learning-rate increase), this is the first
-# suspect, and recomputing the statistics for the current weights - a pass over some
-# training batches in train mode without stepping, as recalibrate() does - brings the
-# eval-mode loss down to the batch-statistics one. The same recalibration is needed after
-# anything that changes the weights without training steps (averaging weights, pruning).
+# What to look for (printout and bn_running_vs_batch_statistics.png). Already at step 0
+# eval mode is worse: the running averages start at mean 0 and variance 1, which do not
+# describe ResNet-20's activations. In the first steps at lr 0.1 the eval-mode loss then
+# shoots far above the loss with batch statistics - the spike - and the gap closes as the
+# running averages catch up with weights that change less from one step to the next.
+# Nothing is wrong with the weights: the batch-statistics curve shows how good they are.
+# The last line proves it on the early weights: recomputing the running statistics for
+# them - a pass over some training batches in train mode without stepping, as
+# recalibrate() does - brings the eval-mode loss down to (about) the batch-statistics one.
+# If a validation number looks absurd early in a run with batch norm, or after a
+# learning-rate increase, this is the first suspect. The same recalibration is needed
+# after anything that changes the weights without training steps (averaging, pruning).
 
 # ---------------------------------------------------------------------------------------
 # 4. Two checks before any long run: the loss at step 0, and overfitting one batch
@@ -482,10 +491,10 @@ for step in range(1, overfit_steps + 1):
 # Which point to take? A popular rule - the rate of the lowest loss, divided by 10 -
 # assumes the curve is a clean U. With batch norm it often is not: a BN net survives
 # rates far past the first instability (its weights grow, which shrinks the effective
-# step), so the loss can wobble up at a moderate rate, come down again at a larger one -
-# where it keeps only what was learned earlier - and explode much later. The reliable
-# landmark is the FIRST turn: the first rate where the smoothed loss rises clearly (here
-# 5%) above its lowest value so far. We take a tenth of that.
+# step), so after the first turn the loss can wander on a bumpy plateau - even come down
+# again - long before it explodes. The reliable landmark is the FIRST turn: the first
+# rate where the smoothed loss rises clearly (here 5%) above its lowest value so far. We
+# take a tenth of that.
 # ---------------------------------------------------------------------------------------
 print("\n5. Learning-rate range test (SGD with momentum 0.9)")
 tinycnn.manual_seed(lesson.args.seed)
@@ -560,12 +569,15 @@ for factor in (0.1, 1.0, 10.0):
     print(f"  lr {picked_lr * factor:8.3g}: last epoch's training loss {losses[-len(losses) // check_epochs:].mean():.3f}, "
           f"validation accuracy {100 * val['accuracy']:.1f}%")
 
-# lr_range_test.png should show the regions: flat on the left, slowly falling, the first
-# turn (red), a wobbly middle, and the explosion at the right where the test stops. The
-# pick sits on the falling slope, a factor of ten below the first turn - and far below the
-# lowest point overall (grey), which would be a poor choice here. In the three runs the
-# pick should have learned (loss clearly below log(6)), a tenth of it less in the same
-# steps; ten times the pick is at the edge, where a run may still learn or may stall.
+# lr_range_test.png should show the regions: flat on the left, slowly falling (in 150
+# steps this net learns only a little - lesson 5 needed hundreds of steps - so the fall is
+# shallow), the first turn (red), a bumpy plateau, and the explosion at the right where
+# the test stops. The pick sits on the falling slope, a factor of ten below the first
+# turn. Compare the lowest point overall (grey): when it lies right before the first
+# turn the two rules agree; when it lies beyond it, on the plateau, the popular rule would
+# pick a rate past the edge. In the three runs the pick should have learned (loss clearly
+# below log(6)) and a tenth of it less in the same steps; ten times the pick is the first
+# turn itself, the edge, where a short run may still learn fastest or may stall.
 # The range test narrows the search to a factor of ten or so in a couple of hundred
 # steps; it does not replace a final comparison. With a schedule (one-cycle, cosine), its
 # rate is a good *maximum*.
