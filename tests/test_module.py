@@ -340,7 +340,7 @@ def test_repr_shows_the_tree_like_pytorch():
         "    (0): Conv2d(1, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))\n"
         "    (1): BatchNorm2d(4, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)\n"
         "    (2): ReLU()\n"
-        "    (3): MaxPool2d(kernel_size=2, stride=2, padding=0)\n"
+        "    (3): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)\n"
         "  )\n"
         "  (bn): BatchNorm1d(16, eps=1e-05, momentum=0.1, affine=False, track_running_stats=True)\n"
         "  (heads): ModuleList(\n"

@@ -25,44 +25,45 @@ __all__ = ["MaxPool2d"]
 class MaxPool2d(Function):
     """x: (N, C, H, W) -> (N, C, OH, OW), called as the reference's ``MaxPool2d`` is."""
 
-    def forward(self, x, kernel_size, stride, padding, out_size):
+    def forward(self, x, kernel_size, stride, padding, dilation, extra, out_size):
         xp = get_array_module(x)
-        padded = pad_images(x, padding, -np.inf)  # padding never wins the max
+        padded = pad_images(x, padding, -np.inf, extra)  # padding never wins the max
         out = xp.empty(x.shape[:2] + tuple(out_size), dtype=x.dtype)
         self.padded, self.out = padded, out
-        self.args = kernel_size, stride, padding, out_size
+        self.args = kernel_size, stride, padding, dilation, extra, out_size
         map_parts(lambda part: self._forward_part(padded[part], out[part]), batch_parts(x))
         return out
 
     def _forward_part(self, padded, out):
         xp = get_array_module(out)
-        (kh, kw), stride, _, out_size = self.args
+        (kh, kw), stride, _, (dh, dw), _, out_size = self.args
         out[...] = offset_view(padded, 0, 0, stride, out_size)
         for k in range(1, kh * kw):
-            xp.maximum(out, offset_view(padded, k // kw, k % kw, stride, out_size), out=out)
+            xp.maximum(out, offset_view(padded, k // kw * dh, k % kw * dw, stride, out_size), out=out)
 
     def backward(self, grad):
         xp = get_array_module(grad)
         grad_padded = xp.empty(self.padded.shape, dtype=grad.dtype)
         map_parts(lambda part: self._backward_part(grad[part], self.padded[part], self.out[part], grad_padded[part]),
                   batch_parts(grad_padded))
-        return unpad(grad_padded, self.args[2])
+        return unpad(grad_padded, self.args[2], self.args[4])
 
     def _backward_part(self, grad, padded, out, grad_padded):
         """The gradient of one part of the batch, written into its grad_padded (filled here)."""
         xp = get_array_module(grad)
-        (kh, kw), stride, _, out_size = self.args
-        disjoint = stride[0] >= kh and stride[1] >= kw
-        tiled = (kh, kw) == tuple(stride) and (out_size[0] * kh, out_size[1] * kw) == padded.shape[2:]
+        (kh, kw), stride, _, (dh, dw), _, out_size = self.args
+        disjoint = stride[0] >= dh * (kh - 1) + 1 and stride[1] >= dw * (kw - 1) + 1   # stride >= a window's reach
+        tiled = (dh, dw) == (1, 1) and (kh, kw) == tuple(stride) and (out_size[0] * kh, out_size[1] * kw) == padded.shape[2:]
         if not tiled:
             grad_padded[...] = 0
         unclaimed = xp.ones(out.shape, dtype=bool)  # windows whose maximum is not found yet
         is_max = xp.empty(out.shape, dtype=bool)    # reused for every offset: fewer fresh arrays
         for k in range(kh * kw):
-            xp.equal(offset_view(padded, k // kw, k % kw, stride, out_size), out, out=is_max)
+            top, left = k // kw * dh, k % kw * dw
+            xp.equal(offset_view(padded, top, left, stride, out_size), out, out=is_max)
             is_max &= unclaimed       # on a tie, only the first maximum gets the gradient
             unclaimed ^= is_max       # is_max is inside unclaimed: xor removes exactly those windows
-            window = offset_view(grad_padded, k // kw, k % kw, stride, out_size)
+            window = offset_view(grad_padded, top, left, stride, out_size)
             if disjoint:
                 xp.multiply(grad, is_max, out=window)  # in place through the view
             else:

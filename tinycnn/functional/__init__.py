@@ -10,9 +10,9 @@ from .math import (  # noqa: F401
     permute, pow, relu, reshape, sigmoid, sqrt, squeeze, stack, sub, sum, tanh,
     transpose, unbroadcast, unsqueeze, where,
 )
-from .activation import leaky_relu  # noqa: F401
+from .activation import hardsigmoid, hardswish, hardtanh, leaky_relu, relu6, silu  # noqa: F401
 from .conv import conv2d  # noqa: F401
-from .dropout import dropout, dropout2d  # noqa: F401
+from .dropout import dropout, dropout2d, stochastic_depth  # noqa: F401
 from .encoding import one_hot  # noqa: F401
 from .linear import linear  # noqa: F401
 from .loss import cross_entropy, log_softmax, nll_loss, softmax  # noqa: F401

@@ -21,6 +21,10 @@ im2col and col2im loop only over the KH*KW kernel offsets, never over pixels or 
 the pixels at offset (i, j) of every window are one strided view of the padded input
 (``offset_view``, tinycnn/windows.py), copied (im2col) or added to (col2im) in one step.
 
+A depthwise convolution (``groups == C``, MobileNet's and EfficientNet's) is chosen at one
+line of ``conv2d`` and has its own kernel (depthwise.py): with one channel per group, the
+GEMMs would be C tiny products.
+
 This is what a student reads. The engine runs the fast floor's version (tinycnn/fast/conv.py:
 a few images at a time so the columns stay in the cache, on every core, with the input
 gradient as a "full" convolution), which tests/test_floors.py holds equal to this one.
@@ -32,6 +36,7 @@ from .. import fast
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
 from ..windows import offset_view, output_size, pad_images, pair, unpad
+from .depthwise import DepthwiseConv2d
 
 __all__ = ["conv2d", "im2col", "col2im"]
 
@@ -154,6 +159,10 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     padding = pair(padding, "padding")
     dilation = pair(dilation, "dilation")
     _check_conv2d(x, weight, bias, stride, padding, dilation, groups)
+    if groups == x.shape[1] > 1:   # depthwise: a multiply-add per kernel offset, no per-channel GEMMs (depthwise.py)
+        if fast.enabled():
+            return fast.DepthwiseConv2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
+        return DepthwiseConv2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
     if fast.enabled():   # the fast floor: in chunks that stay in the cache, on every core (tinycnn/fast/conv.py)
         return fast.Conv2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
     return Conv2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)

@@ -18,7 +18,7 @@ import numpy as np
 from .. import backend, fast
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
-from ..windows import conv_output_size, offset_view, pad_images, pair, unpad
+from ..windows import extra_reach, offset_view, pad_images, pair, pool_output_size, unpad
 from .math import mean
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
@@ -32,31 +32,36 @@ class MaxPool2d(Function):
     The forward keeps no argmax: the backward finds the maxima again by comparing
     each offset with the output (plain comparisons are much faster in NumPy than
     the masked updates that tracking an argmax in the forward would take).
+
+    ``dilation`` spaces a window's pixels (offset (i, j) reads row i*DH, column j*DW);
+    ``extra`` = (EH, EW) rows and columns of -inf past the bottom and right padding give
+    ceil mode's last windows, which hang over the edge, something to read.
     """
 
-    def forward(self, x, kernel_size, stride, padding, out_size):
+    def forward(self, x, kernel_size, stride, padding, dilation, extra, out_size):
         xp = get_array_module(x)
-        (kh, kw) = kernel_size
-        padded = pad_images(x, padding, -np.inf)                      # padding never wins the max
+        (kh, kw), (dh, dw) = kernel_size, dilation
+        padded = pad_images(x, padding, -np.inf, extra)               # padding never wins the max
         out = offset_view(padded, 0, 0, stride, out_size).copy()      # (N, C, OH, OW)
         for i in range(kh):
             for j in range(kw):
-                out = xp.maximum(out, offset_view(padded, i, j, stride, out_size))
-        self.padded, self.out, self.args = padded, out, (kernel_size, stride, padding, out_size)
+                out = xp.maximum(out, offset_view(padded, i * dh, j * dw, stride, out_size))
+        self.padded, self.out = padded, out
+        self.args = kernel_size, stride, padding, dilation, extra, out_size
         return out
 
     def backward(self, grad):
         xp = get_array_module(grad)
-        (kh, kw), stride, padding, out_size = self.args
+        (kh, kw), stride, padding, (dh, dw), extra, out_size = self.args
         grad_padded = xp.zeros(self.padded.shape, dtype=grad.dtype)
         unclaimed = xp.ones(self.out.shape, dtype=bool)     # windows whose maximum is not found yet
         for i in range(kh):
             for j in range(kw):
-                is_max = (offset_view(self.padded, i, j, stride, out_size) == self.out) & unclaimed
+                is_max = (offset_view(self.padded, i * dh, j * dw, stride, out_size) == self.out) & unclaimed
                 unclaimed &= ~is_max                          # on a tie, only the first maximum gets the gradient
-                window = offset_view(grad_padded, i, j, stride, out_size)
+                window = offset_view(grad_padded, i * dh, j * dw, stride, out_size)
                 window += grad * is_max                       # windows may overlap: add
-        return unpad(grad_padded, padding)
+        return unpad(grad_padded, padding, extra)
 
 
 class AvgPool2d(Function):
@@ -89,43 +94,52 @@ class AvgPool2d(Function):
         return unpad(grad_padded, padding)
 
 
-def _pool_args(name, x, kernel_size, stride, padding):
-    """Check a pooling call; return (kernel, stride, padding, output size) as pairs."""
+def _pool_args(name, x, kernel_size, stride, padding, dilation=1, ceil_mode=False):
+    """Check a pooling call; return (kernel, stride, padding, dilation, extra, output size) as pairs
+    (``extra``: the rows and columns ceil mode's last windows reach past the padding, windows.py)."""
     if x.ndim != 4:
         raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
     kernel = pair(kernel_size, "kernel_size", name)
     stride = kernel if stride is None else pair(stride, "stride", name)
     padding = pair(padding, "padding", name)
-    if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0:
-        raise ValueError(f"{name}: kernel_size and stride must be >= 1 and padding >= 0, "
-                         f"got kernel_size={kernel}, stride={stride}, padding={padding}")
+    dilation = pair(dilation, "dilation", name)
+    if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0 or min(dilation) < 1:
+        raise ValueError(f"{name}: kernel_size and stride must be >= 1, padding >= 0 and dilation >= 1, "
+                         f"got kernel_size={kernel}, stride={stride}, padding={padding}, dilation={dilation}")
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{name}: padding should be at most half of the kernel size, "
                          f"got padding={padding} for kernel_size={kernel}")
     h, w = x.shape[2:]
-    if kernel[0] > h + 2 * padding[0] or kernel[1] > w + 2 * padding[1]:
-        raise ValueError(f"{name}: kernel {kernel[0]}x{kernel[1]} is larger than the padded input "
+    reach = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
+    if reach[0] > h + 2 * padding[0] or reach[1] > w + 2 * padding[1]:
+        spread = f" with dilation {dilation}" if dilation != (1, 1) else ""
+        raise ValueError(f"{name}: kernel {reach[0]}x{reach[1]}{spread} is larger than the padded input "
                          f"{h + 2 * padding[0]}x{w + 2 * padding[1]} (input {h}x{w}, padding {padding})")
-    out_size = (conv_output_size(h, kernel[0], stride[0], padding[0]),
-                conv_output_size(w, kernel[1], stride[1], padding[1]))
-    return kernel, stride, padding, out_size
+    out_size = tuple(pool_output_size(*args, ceil_mode=bool(ceil_mode))
+                     for args in zip((h, w), kernel, stride, padding, dilation))
+    extra = extra_reach((h, w), kernel, stride, padding, dilation, out_size)
+    return kernel, stride, padding, dilation, extra, out_size
 
 
-def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
+def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False) -> Tensor:
     """Max over KH x KW windows. x: (N, C, H, W) -> (N, C, OH, OW).
 
-    ``stride`` defaults to ``kernel_size`` (non-overlapping windows); padding counts as -inf.
-    OH = floor((H + 2*padding - KH) / stride) + 1.
+    ``stride`` defaults to ``kernel_size`` (non-overlapping windows); padding counts as -inf;
+    ``dilation`` spaces the window's pixels. OH = floor((H + 2*padding - DH*(KH-1) - 1) / stride) + 1,
+    rounded up instead with ``ceil_mode=True`` (as GoogLeNet and SqueezeNet pool), where a last
+    window that would start past the left padding and the input is dropped.
     """
-    kernel, stride, padding, out_size = _pool_args("max_pool2d", x, kernel_size, stride, padding)
+    kernel, stride, padding, dilation, extra, out_size = _pool_args("max_pool2d", x, kernel_size, stride, padding,
+                                                                    dilation, ceil_mode)
+    args = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, extra=extra, out_size=out_size)
     if fast.enabled():   # the fast floor: a large batch split over the cores (tinycnn/fast/pool.py)
-        return fast.MaxPool2d.apply(x, kernel_size=kernel, stride=stride, padding=padding, out_size=out_size)
-    return MaxPool2d.apply(x, kernel_size=kernel, stride=stride, padding=padding, out_size=out_size)
+        return fast.MaxPool2d.apply(x, **args)
+    return MaxPool2d.apply(x, **args)
 
 
 def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     """Mean over KH x KW windows (padded zeros count). x: (N, C, H, W) -> (N, C, OH, OW)."""
-    kernel, stride, padding, out_size = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
+    kernel, stride, padding, _, _, out_size = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
     return AvgPool2d.apply(x, kernel_size=kernel, stride=stride, padding=padding, out_size=out_size)
 
 

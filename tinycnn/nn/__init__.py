@@ -12,7 +12,9 @@ train/eval, to), ``parameter.py``, then one file per layer family, and
 """
 
 from . import init
-from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .activation import (
+    Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, LogSoftmax, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Tanh,
+)
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import ModuleDict, ModuleList, Sequential
 from .conv import Conv2d
@@ -24,6 +26,8 @@ from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss,
 from .module import Module
 from .parameter import Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .squeeze_excitation import SqueezeExcitation
+from .stochastic_depth import StochasticDepth
 
 __all__ = [
     "init",
@@ -41,6 +45,11 @@ __all__ = [
     "AdaptiveAvgPool2d",
     "ReLU",
     "LeakyReLU",
+    "ReLU6",
+    "Hardtanh",
+    "SiLU",
+    "Hardswish",
+    "Hardsigmoid",
     "Sigmoid",
     "Tanh",
     "Softmax",
@@ -49,6 +58,8 @@ __all__ = [
     "Dropout",
     "Dropout2d",
     "Flatten",
+    "SqueezeExcitation",
+    "StochasticDepth",
     "CrossEntropyLoss",
     "NLLLoss",
     "MSELoss",

@@ -1,11 +1,22 @@
-"""Activation layers (no parameters): ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax."""
+"""Activation layers (no parameters): ReLU, LeakyReLU, ReLU6, Hardtanh, Sigmoid, Tanh, SiLU,
+Hardswish, Hardsigmoid, Softmax, LogSoftmax.
+
+``inplace`` is accepted wherever PyTorch has it (torchvision builds its models with
+``inplace=True``), so PyTorch code runs unchanged; tinycnn always computes a new array
+(simpler autograd, same result).
+"""
 
 from __future__ import annotations
 
 from .. import functional as F
 from .module import Module
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax"]
+__all__ = ["ReLU", "LeakyReLU", "ReLU6", "Hardtanh", "Sigmoid", "Tanh", "SiLU", "Hardswish", "Hardsigmoid",
+           "Softmax", "LogSoftmax"]
+
+
+def _inplace_repr(inplace: bool) -> str:
+    return "inplace=True" if inplace else ""
 
 
 class ReLU(Module):
@@ -22,6 +33,9 @@ class ReLU(Module):
     def forward(self, x):
         return F.relu(x)
 
+    def extra_repr(self) -> str:
+        return _inplace_repr(self.inplace)
+
 
 class LeakyReLU(Module):
     """``x if x > 0 else negative_slope * x`` elementwise. Shapes: any -> same."""
@@ -36,6 +50,71 @@ class LeakyReLU(Module):
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
+
+
+class Hardtanh(Module):
+    """Clip into ``[min_val, max_val]`` elementwise. Shapes: any -> same."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__()
+        if min_val > max_val:
+            raise ValueError(f"Hardtanh: min_val must be <= max_val, got min_val={min_val}, max_val={max_val}")
+        self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
+
+    def forward(self, x):
+        return F.hardtanh(x, self.min_val, self.max_val)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
+
+
+class ReLU6(Hardtanh):
+    """``min(max(x, 0), 6)`` elementwise (MobileNetV2): Hardtanh into [0, 6]. Shapes: any -> same."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__(0.0, 6.0, inplace)
+
+    def forward(self, x):
+        return F.relu6(x)
+
+    def extra_repr(self) -> str:
+        return _inplace_repr(self.inplace)
+
+
+class SiLU(Module):
+    """``x * sigmoid(x)`` elementwise, also called swish (EfficientNet). Shapes: any -> same."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return F.silu(x)
+
+    def extra_repr(self) -> str:
+        return _inplace_repr(self.inplace)
+
+
+class Hardswish(Module):
+    """``x * relu6(x + 3) / 6`` elementwise (MobileNetV3). Shapes: any -> same."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return F.hardswish(x)
+
+
+class Hardsigmoid(Module):
+    """``relu6(x + 3) / 6`` elementwise, in [0, 1] (MobileNetV3's gates). Shapes: any -> same."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return F.hardsigmoid(x)
 
 
 class Sigmoid(Module):
