@@ -59,10 +59,9 @@ class BasicConv2d(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **conv_options)
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
-        self.relu = nn.ReLU()
 
     def forward(self, x):
-        return self.relu(self.bn(self.conv(x)))
+        return F.relu(self.bn(self.conv(x)))
 
 
 class Inception(nn.Module):
@@ -99,11 +98,10 @@ class InceptionAux(nn.Module):
         self.fc1 = nn.Linear(128 * 4 * 4, 1024)
         self.fc2 = nn.Linear(1024, num_classes)
         self.dropout = nn.Dropout(p=dropout)
-        self.relu = nn.ReLU()
 
     def forward(self, x):
         x = self.conv(F.adaptive_avg_pool2d(x, (4, 4)))   # 14x14 at 224 px; any size -> 4x4
-        x = self.relu(self.fc1(F.flatten(x, 1)))
+        x = F.relu(self.fc1(F.flatten(x, 1)))
         return self.fc2(self.dropout(x))
 
 
@@ -112,7 +110,7 @@ class GoogLeNet(ZooModel):
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = True,
                  transform_input: bool = False, dropout: float = 0.2, dropout_aux: float = 0.7,
-                 small_input: bool = False):
+                 small_input: bool = False, init_weights: bool = True):
         super().__init__()
         if transform_input and in_channels != 3:
             raise ValueError(f"googlenet: transform_input re-normalises 3 RGB channels, got in_channels={in_channels}")
@@ -145,7 +143,7 @@ class GoogLeNet(ZooModel):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(1024, num_classes)
-        for module in self.modules():   # torchvision's initialisation
+        for module in self.modules() if init_weights else []:   # torchvision's initialisation
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 # torchvision draws from a normal truncated at +-2; at std 0.01 that cut is 200
                 # standard deviations away and never happens, so a plain normal is the same thing

@@ -63,11 +63,12 @@ class ImageNetVGG(ZooModel):
     BatchNorm2d and ReLU, or a 2x2 max pooling; ``avgpool`` brings any map to 7x7;
     ``classifier``: Linear(512*7*7, 4096), ReLU, Dropout, Linear(4096, 4096), ReLU, Dropout,
     Linear(4096, num_classes). Five poolings take 224 to 7 (and 32 to 1, which the
-    adaptive pooling copies to 7x7).
+    adaptive pooling copies to 7x7). ``init_weights=False`` skips torchvision's initialisation
+    (a second pass over 130M weights) and keeps the layers' default, for weights about to be loaded.
     """
 
     def __init__(self, config, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5,
-                 small_input: bool = False):
+                 small_input: bool = False, init_weights: bool = True):
         super().__init__()
         self.small_input = check_small_input("vgg", small_input)   # VGG has no strided stem: nothing to change
         layers, channels = [], in_channels
@@ -84,7 +85,7 @@ class ImageNetVGG(ZooModel):
             nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(p=dropout),
             nn.Linear(4096, num_classes),
         )
-        for module in self.modules():   # torchvision's initialisation
+        for module in self.modules() if init_weights else []:   # torchvision's initialisation
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(module.bias)
