@@ -1,82 +1,84 @@
-"""The model zoo in one table: size, FLOPs, speed, memory and accuracy after a fixed budget.
+"""The model zoo in one table: size, FLOPs, speed, memory, and what each learns in the same time.
 
-    python benchmarks/models.py --data-dir ../shared/data                 # CPU, 2 threads, every model
-    python benchmarks/models.py --models lenet5 resnet20 --no-accuracy    # speed and size only
-    python benchmarks/models.py --device cuda --data-dir ../shared/data --train-size 0 --json models.json
+    python benchmarks/models.py --data-dir ../shared/data --json models.json      # every model, 5 min each
+    python benchmarks/models.py --models lenet5 resnet20 --no-accuracy            # speed and size only
+    python benchmarks/models.py --blocks --data-dir ../shared/data                # depthwise vs standard conv
+    python benchmarks/models.py --device cuda --epochs 30 --data-dir ../shared/data   # GPU: a fixed number of epochs
 
-For every model in ``tinycnn.models.MODELS``, on the data set it is meant for
-(small_cnn: shapes, 6 classes, 3x32x32; lenet5: MNIST, 1x28x28; vgg_small, resnet20/32/56:
-CIFAR-10, 3x32x32):
+Every model of ``tinycnn.models.MODELS`` is measured on CIFAR-10's shape, 3x32x32 images and 10
+classes (LeNet-5 and the small CNN built for 32x32 inputs; the torchvision twins with
+``small_input=True``, their CIFAR adaptation), each in a fresh process:
 
 * **params**: ``count_parameters``.
-* **MFLOP/img**: forward FLOPs per image, counted analytically: 2 x multiply-adds of every
-  conv2d and linear op, from the shapes they see in one forward on a dummy batch
-  (``forward_flops`` of ``benchmarks/throughput.py``; elementwise ops, pooling and batch
-  norm are not counted).
+* **MFLOP/img**: forward FLOPs per image, 2 x the multiply-adds of every convolution and linear
+  layer, counted from the shapes they see in one forward (``tinycnn.models.count_flops``);
+  element-wise ops, pooling and batch norm are not counted.
 * **train img/s**: training steps (zero_grad, forward, loss, backward, SGD momentum step) on a
-  fixed random batch of the recipe's batch size (shapes 64, else 128); median over
-  ``--steps`` steps, or more until 1 s has been timed, after 2 warm-up steps.
-* **latency**: inference (eval mode, no graph) on a random batch; median ms per call at
-  batch 1 and at ``--infer-batch`` (128), the latter also as ms per image.
-* **peak MB**: peak memory of the training steps, measured as the growth of
-  ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (peak resident set) during the timed
-  training steps, in a fresh subprocess per model (after imports, the model and the batch
-  exist). It includes the activations saved for backward, gradients, optimizer state and
-  the allocator's slack, not the weights (already resident). ``tracemalloc`` is not used.
-  On CUDA the column is not measured (``-``).
-* **acc**: test accuracy after ``--budget-epochs`` epochs (default 1) of the data set's
-  ``tinycnn train`` recipe (``tinycnn.runner.run_training``; optimizer, lr, schedule laid out
-  for the budget, augmentation), trained on the first ``--train-size`` training images
-  (default 5000 on the CPU to keep the run short, ``0``: all), no validation split,
-  evaluated once on the full test set. One change to the recipe: the CIFAR-10 multistep
-  schedule (lr / 10 at 50% and 75% of the epochs) is replaced by a constant lr when the budget is
-  under 4 epochs, where its milestones would fall on epoch 0 (``tinycnn train --epochs 1`` on
-  CIFAR-10 trains at lr 0.001 instead of 0.1). A budget this small ranks speed of learning, not
-  final accuracy. ``--no-accuracy`` skips it.
+  fixed random batch of 128; median over ``--steps`` steps, or more until 1 s has been timed,
+  after 2 warm-up steps.
+* **b1 ms / ms/img**: inference (eval mode, no graph), median ms per call at batch 1, and per
+  image at batch 64.
+* **peak MB**: the growth of the peak resident set (``ru_maxrss``) during the timed training
+  steps: the activations kept for backward, the gradients, the optimizer's state and the
+  allocator's slack; the weights were resident before. Not measured on CUDA.
+* **acc**: CIFAR-10 test accuracy (all 10,000 test images) after the same training budget for
+  every model: ``--minutes`` (default 5) of training on this machine's cores, one recipe, the full
+  50,000 training images (see ``RECIPE``). The budget is wall-clock time less the time the
+  process waited for a core held by another process (``BudgetClock``), so other work on the
+  machine shortens no model's share; the wall time and that wait are printed beside it.
+  Evaluation is not in the budget. The
+  learning rate follows the budget: a warm-up over its first 5%, then a cosine to zero at its
+  end, so every model ends its run annealed.
 
-The default CPU run takes about 7-8 minutes on 2 cores (most of it resnet32/56).
+With ``--device cuda`` the budget is ``--epochs`` epochs instead (a GPU's throughput would make
+a time budget a contest of tiny models); no GPU figure is printed unless it was measured.
+
+``--blocks`` adds the row the MobileNet paper is about: a network of depthwise-separable
+blocks (3x3 depthwise + 1x1 pointwise, each with batch norm and ReLU6) against the same network
+with a standard 3x3 convolution in each block: FLOPs, parameters, training speed and accuracy
+after the same budget.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import math
 import os
 import platform
 import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 from report import machine_info, set_cpu_threads, write_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+INPUT = (3, 32, 32)
+CLASSES = 10
 
-# model: (data set, number of classes, input shape (C, H, W), recipe batch size)
-SETUPS = {
-    "small_cnn": ("shapes", 6, (3, 32, 32), 64),
-    "lenet5": ("mnist", 10, (1, 28, 28), 128),
-    "vgg_small": ("cifar10", 10, (3, 32, 32), 128),
-    "resnet20": ("cifar10", 10, (3, 32, 32), 128),
-    "resnet32": ("cifar10", 10, (3, 32, 32), 128),
-    "resnet56": ("cifar10", 10, (3, 32, 32), 128),
+# one recipe for every model (the accuracy column)
+RECIPE = {
+    "optimizer": "AdamW", "lr": 2e-3, "weight_decay": 0.05, "batch_size": 128,
+    "augment": "random crop (4-pixel padding) + horizontal flip", "warmup": 0.05, "schedule": "cosine over the budget",
 }
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--threads", type=int, default=2, help="BLAS threads (CPU)")
+    parser.add_argument("--threads", type=int, default=2, help="BLAS threads and tinycnn workers (CPU)")
     parser.add_argument("--models", nargs="+", default=None, help="default: every model in tinycnn.models.MODELS")
-    parser.add_argument("--data-dir", default=None, help="where MNIST and CIFAR-10 are (default: tinycnn's)")
+    parser.add_argument("--data-dir", default=None, help="where CIFAR-10 is (default: tinycnn's)")
     parser.add_argument("--steps", type=int, default=5, help="timed training steps (median)")
-    parser.add_argument("--infer-batch", type=int, default=128, help="batch size of the batched inference latency")
-    parser.add_argument("--budget-epochs", type=int, default=1, help="epochs of training for the accuracy column")
-    parser.add_argument("--train-size", type=int, default=None,
-                        help="training images for the accuracy column (default 5000 on the CPU, all on CUDA; 0: all)")
-    parser.add_argument("--no-accuracy", action="store_true", help="skip the accuracy column (no data sets needed)")
+    parser.add_argument("--infer-batch", type=int, default=64, help="batch size of the batched inference latency")
+    parser.add_argument("--minutes", type=float, default=5.0, help="training budget per model (CPU)")
+    parser.add_argument("--epochs", type=int, default=30, help="training budget per model (CUDA)")
+    parser.add_argument("--no-accuracy", action="store_true", help="skip the accuracy column (no data set needed)")
+    parser.add_argument("--blocks", action="store_true",
+                        help="only the depthwise-separable against standard convolution comparison")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--worker", metavar="MODEL", help=argparse.SUPPRESS)  # one model, in a fresh process
     return parser.parse_args()
@@ -102,43 +104,73 @@ def _maxrss_bytes() -> int:
     return rss if sys.platform == "darwin" else rss * 1024  # kilobytes on Linux
 
 
-def budget_schedule(dataset: str, epochs: int):
-    """The recipe's schedule (None), except multistep over fewer than 4 epochs: constant lr ("none").
+# --------------------------------------------------------------------------- the models
+def build(name: str):
+    """A zoo model for 3x32x32 images and 10 classes, or one of the two ``--blocks`` networks."""
+    from tinycnn import models
 
-    The CIFAR-10 recipe divides the lr by 10 at 50% and 75% of the epochs; over 1-3 epochs both
-    milestones fall on epoch 0 or 1, and a 1-epoch run would train at lr/100 throughout.
+    if name in BLOCK_NETS:
+        return block_net(depthwise=name == "separable_blocks")
+    constructor = models.MODELS[name]
+    parameters = inspect.signature(constructor).parameters
+    kwargs = {}
+    if "input_size" in parameters:
+        kwargs["input_size"] = INPUT[1]
+    if "small_input" in parameters:
+        kwargs["small_input"] = True
+    return models.get_model(name, num_classes=CLASSES, in_channels=INPUT[0], **kwargs)
+
+
+BLOCK_NETS = ("separable_blocks", "standard_blocks")
+BLOCK_WIDTHS = ((32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1))  # (channels, stride)
+
+
+def block_net(depthwise: bool):
+    """A 3x3 stem, seven blocks, global average pooling and a linear head (3x32x32 -> 10).
+
+    Each block either a depthwise 3x3 convolution then a pointwise 1x1 (MobileNet's separable
+    block), or one standard 3x3 convolution with the same input and output channels and stride.
     """
-    from tinycnn.runner import DATASETS
+    from tinycnn import nn
 
-    return "none" if DATASETS[dataset]["schedule"] == "multistep" and epochs < 4 else None
+    def unit(cin, cout, kernel, stride, groups=1):
+        return [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+                nn.BatchNorm2d(cout), nn.ReLU6()]
+
+    layers, cin = unit(3, 32, 3, 1), 32
+    for cout, stride in BLOCK_WIDTHS:
+        if depthwise:
+            layers += unit(cin, cin, 3, stride, groups=cin) + unit(cin, cout, 1, 1)
+        else:
+            layers += unit(cin, cout, 3, stride)
+        cin = cout
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, CLASSES))
 
 
+# --------------------------------------------------------------------------- one model's columns
 def measure(name: str, args) -> dict:
     """Every column for one model (run in its own process, so that ru_maxrss starts fresh)."""
+    import tinycnn
+    import tinycnn.nn as nn
+    from tinycnn.models import count_parameters
     sys.path.insert(0, HERE)
     from throughput import forward_flops
 
-    import tinycnn
-    import tinycnn.nn as nn
-    from tinycnn import models
-
     device = args.device
-    dataset, num_classes, shape, batch = SETUPS[name]
     xp = tinycnn.backend.array_module(device)
     sync = (lambda: xp.cuda.Device().synchronize()) if device == "cuda" else (lambda: None)
-    kwargs = {"input_size": shape[1]} if name in ("lenet5", "small_cnn") else {}
 
     tinycnn.manual_seed(0)
-    model = models.get_model(name, num_classes=num_classes, in_channels=shape[0], **kwargs).to(device)
-    row = {"model": name, "dataset": dataset, "input": list(shape), "parameters": models.count_parameters(model)}
+    model = build(name).to(device)
+    row = {"model": name, "input": list(INPUT), "parameters": count_parameters(model)}
     model.eval()
-    row["forward_mflop_per_image"] = forward_flops(model, tinycnn.randn(1, *shape, device=device)) / 1e6
+    row["forward_mflop_per_image"] = forward_flops(model, tinycnn.randn(1, *INPUT, device=device)) / 1e6
 
-    # training steps: (batch, C, H, W) -> logits (batch, classes)
     optimizer = tinycnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
-    x = tinycnn.randn(batch, *shape, device=device)
-    y = tinycnn.randint(0, num_classes, (batch,), device=device)
+    batch = 128
+    x = tinycnn.randn(batch, *INPUT, device=device)
+    y = tinycnn.randint(0, CLASSES, (batch,), device=device)
 
     def train_step():
         model.train()
@@ -159,32 +191,120 @@ def measure(name: str, args) -> dict:
                 model(inputs)
         return run
 
-    row["latency_b1_ms"] = 1e3 * _median_seconds(infer(tinycnn.randn(1, *shape, device=device)), 21, sync)
-    big = tinycnn.randn(args.infer_batch, *shape, device=device)
+    row["latency_b1_ms"] = 1e3 * _median_seconds(infer(tinycnn.randn(1, *INPUT, device=device)), 21, sync)
     row["infer_batch"] = args.infer_batch
+    big = tinycnn.randn(args.infer_batch, *INPUT, device=device)
     row["latency_batch_ms"] = 1e3 * _median_seconds(infer(big), max(3, args.steps), sync)
     del big
 
     if not args.no_accuracy:
-        from tinycnn.runner import RunConfig, run_training
-
-        train_size = args.train_size if args.train_size is not None else (5000 if device == "cpu" else 0)
-        if dataset == "shapes":
-            train_size = 0  # the shapes recipe's own 6000 drawn images
-        with tempfile.TemporaryDirectory() as out:
-            config = RunConfig(dataset=dataset, model=name, data_dir=args.data_dir, epochs=args.budget_epochs,
-                               train_size=train_size or None, val_split=0, device=device, out=out, progress=False,
-                               schedule=budget_schedule(dataset, args.budget_epochs))
-            start = time.perf_counter()
-            metrics = run_training(config)
-        row["accuracy"] = metrics["test_accuracy"]
-        row["accuracy_train_images"] = train_size or ("recipe" if dataset == "shapes" else "all")
-        row["accuracy_epochs"] = metrics["epochs"]
-        row["accuracy_schedule"] = config.schedule or "recipe"
-        row["accuracy_seconds"] = time.perf_counter() - start
+        row.update(train_on_budget(name, args))
     return row
 
 
+class BudgetClock:
+    """Seconds of training used so far: wall time, less the time the process sat waiting for a core.
+
+    Linux counts, per thread, the time it was ready to run but another process held the core
+    (``/proc/self/task/*/schedstat``, second field). The budget subtracts the longest such wait
+    of any of the process's threads (the Python thread, BLAS's, tinycnn's workers), so work
+    elsewhere on the machine takes nothing from a model's budget, while a model that cannot keep
+    both cores busy gets no extra time for it. On a quiet machine it reads as the wall clock;
+    without ``/proc`` it is the wall clock.
+    """
+
+    def __init__(self):
+        self.wall_start = time.perf_counter()
+        self.wait_start = self._waits()
+
+    @staticmethod
+    def _waits() -> dict:
+        waits = {}
+        try:
+            for task in os.listdir("/proc/self/task"):
+                with open(f"/proc/self/task/{task}/schedstat") as file:
+                    waits[task] = int(file.read().split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):
+            pass
+        return waits
+
+    def waited(self) -> float:
+        """The longest time any thread of the process waited for a core since the start."""
+        now = self._waits()
+        return max((seconds - self.wait_start.get(task, 0.0) for task, seconds in now.items()), default=0.0)
+
+    def wall(self) -> float:
+        return time.perf_counter() - self.wall_start
+
+    def used(self) -> float:
+        return self.wall() - self.waited()
+
+
+def lr_at(fraction: float, peak: float) -> float:
+    """The recipe's learning rate after ``fraction`` of the budget: linear warm-up, then cosine to 0."""
+    warmup = RECIPE["warmup"]
+    if fraction < warmup:
+        return peak * (fraction + 1e-3) / warmup
+    return 0.5 * peak * (1 + math.cos(math.pi * min(1.0, (fraction - warmup) / (1 - warmup))))
+
+
+def train_on_budget(name: str, args) -> dict:
+    """Train ``name`` on all of CIFAR-10's training set for the budget; test accuracy at the end."""
+    import numpy as np
+
+    import tinycnn
+    from tinycnn.runner import RunConfig, prepare_data
+    from tinycnn.train import TrainingDiverged, evaluate
+
+    device = args.device
+    config = RunConfig(dataset="cifar10", model="resnet20", data_dir=args.data_dir, val_split=0, device=device,
+                       batch_size=RECIPE["batch_size"], augment="crop,flip", progress=False, seed=0)
+    run_data = prepare_data(config)
+    tinycnn.manual_seed(0)
+    model = build(name).to(device)
+    optimizer = tinycnn.optim.AdamW(model.parameters(), lr=RECIPE["lr"], weight_decay=RECIPE["weight_decay"])
+    loss_fn = tinycnn.nn.CrossEntropyLoss()
+
+    on_cpu = device == "cpu"
+    budget_s = 60 * args.minutes
+    clock = BudgetClock()
+    steps_per_epoch = len(run_data.train_loader)
+    total_steps = args.epochs * steps_per_epoch
+    images = steps = 0
+    last_losses = []
+    model.train()
+    while True:
+        for inputs, labels in run_data.train_loader:
+            fraction = clock.used() / budget_s if on_cpu else steps / total_steps
+            if fraction >= 1:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(fraction, RECIPE["lr"])
+            optimizer.zero_grad()
+            loss = loss_fn(model(inputs), labels)
+            loss.backward()
+            optimizer.step()
+            steps += 1
+            images += len(labels)
+            if steps % 20 == 0:  # reading the loss waits for the device: not every step
+                value = float(loss.item())
+                if not np.isfinite(value):
+                    raise TrainingDiverged(f"{name}: the loss became {value} at step {steps}")
+                last_losses = (last_losses + [value])[-10:]
+        else:
+            continue
+        break
+    trained_wall, waited = clock.wall(), clock.waited()
+    test = evaluate(model, run_data.test_loader)
+    return {
+        "accuracy": test["accuracy"], "train_loss": float(np.mean(last_losses)) if last_losses else None,
+        "train_images": images, "epochs_seen": images / len(run_data.train_set), "steps": steps,
+        "budget_minutes": args.minutes if on_cpu else None, "budget_epochs": None if on_cpu else args.epochs,
+        "train_wall_s": trained_wall, "waited_for_cores_s": waited,
+    }
+
+
+# --------------------------------------------------------------------------- the table
 def main():
     args = parse_args()
     if args.device == "cpu":
@@ -197,23 +317,23 @@ def main():
 
     from tinycnn.models import MODELS
 
-    names = args.models or list(MODELS)
+    names = list(BLOCK_NETS) if args.blocks else (args.models or list(MODELS))
     for name in names:
-        if name not in SETUPS:
-            raise SystemExit(f"no benchmark setup for model {name!r} (known: {', '.join(SETUPS)})")
-    train_size = args.train_size if args.train_size is not None else (5000 if args.device == "cpu" else 0)
-    print(f"models, float32, device={args.device}, threads={args.threads if args.device == 'cpu' else '-'}, "
-          f"NumPy {np.__version__}, Python {platform.python_version()}")
-    print(f"train img/s: median of {args.steps}+ steps (at least 1 s); latency: median ms per inference call; "
-          f"peak MB: ru_maxrss growth over the training steps (fresh process per model)")
+        if name not in MODELS and name not in BLOCK_NETS:
+            raise SystemExit(f"unknown model {name!r}; choose from {', '.join([*MODELS, *BLOCK_NETS])}")
+    print(f"models on 3x32x32 inputs, 10 classes, float32, device={args.device}, "
+          f"threads={args.threads if args.device == 'cpu' else '-'}, NumPy {np.__version__}, "
+          f"Python {platform.python_version()}")
+    print(f"train img/s: batch 128, median of {args.steps}+ steps; b1 ms: latency at batch 1; ms/img: at batch "
+          f"{args.infer_batch}; peak MB: ru_maxrss growth over the training steps (fresh process per model)")
     if not args.no_accuracy:
-        print(f"acc: test accuracy after {args.budget_epochs} epoch(s) of the tinycnn train recipe on "
-              f"{'the first ' + str(train_size) if train_size else 'all'} training images (shapes: 6000), "
-              f"no validation split, full test set"
-              + ("; CIFAR-10: constant lr instead of multistep" if budget_schedule("cifar10", args.budget_epochs) else ""))
+        budget = (f"{args.minutes:g} min of training (wall time less waits for a core held by other processes)"
+                  if args.device == "cpu" else f"{args.epochs} epochs")
+        print(f"acc: CIFAR-10 test accuracy (10,000 images) after {budget}, all 50,000 training images; recipe: "
+              + ", ".join(f"{key} {value}" for key, value in RECIPE.items()))
     print()
-    header = (f"{'model':<11}{'data':<9}{'params':>10}{'MFLOP/img':>11}{'train img/s':>12}{'b1 ms':>8}"
-              f"{'b' + str(args.infer_batch) + ' ms':>9}{'ms/img':>8}{'peak MB':>9}{'acc':>8}")
+    header = (f"{'model':<17}{'params':>12}{'MFLOP/img':>11}{'train img/s':>12}{'b1 ms':>8}{'ms/img':>8}"
+              f"{'peak MB':>9}{'acc':>8}{'epochs':>8}{'wall s':>8}{'waited':>8}")
     print(header)
     print("-" * len(header))
 
@@ -221,28 +341,30 @@ def main():
     for name in names:
         command = [sys.executable, os.path.abspath(__file__), "--worker", name, "--device", args.device,
                    "--threads", str(args.threads), "--steps", str(args.steps), "--infer-batch", str(args.infer_batch),
-                   "--budget-epochs", str(args.budget_epochs)]
-        if args.train_size is not None:
-            command += ["--train-size", str(args.train_size)]
+                   "--minutes", str(args.minutes), "--epochs", str(args.epochs)]
         if args.data_dir:
             command += ["--data-dir", args.data_dir]
         if args.no_accuracy:
             command.append("--no-accuracy")
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
-            print(f"{name:<11}failed:\n{done.stderr[-2000:]}", flush=True)
+            print(f"{name:<17}failed:\n{done.stderr[-2000:]}", flush=True)
             continue
         row = json.loads(done.stdout.strip().splitlines()[-1])
         results.append(row)
         peak = f"{row['train_peak_mb']:.0f}" if row["train_peak_mb"] is not None else "-"
         acc = f"{100 * row['accuracy']:.2f}%" if "accuracy" in row else "-"
-        print(f"{name:<11}{row['dataset']:<9}{row['parameters']:>10,}{row['forward_mflop_per_image']:>11.2f}"
-              f"{row['train_img_s']:>12.0f}{row['latency_b1_ms']:>8.2f}{row['latency_batch_ms']:>9.1f}"
-              f"{row['latency_batch_ms'] / row['infer_batch']:>8.3f}{peak:>9}{acc:>8}", flush=True)
+        epochs = f"{row['epochs_seen']:.2f}" if "epochs_seen" in row else "-"
+        wall = f"{row['train_wall_s']:.0f}" if "train_wall_s" in row else "-"
+        waited = f"{row['waited_for_cores_s']:.0f}" if "waited_for_cores_s" in row else "-"
+        print(f"{name:<17}{row['parameters']:>12,}{row['forward_mflop_per_image']:>11.1f}{row['train_img_s']:>12.1f}"
+              f"{row['latency_b1_ms']:>8.1f}{row['latency_batch_ms'] / row['infer_batch']:>8.2f}{peak:>9}{acc:>8}"
+              f"{epochs:>8}{wall:>8}{waited:>8}", flush=True)
 
     if args.json:
-        info = {**machine_info(args.device, args.threads), "steps": args.steps,
-                "budget_epochs": args.budget_epochs, "train_size": train_size or "all"}
+        info = {**machine_info(args.device, args.threads), "steps": args.steps, "input": list(INPUT),
+                "recipe": RECIPE, "minutes": args.minutes if args.device == "cpu" else None,
+                "epochs": args.epochs if args.device == "cuda" else None}
         write_json(args.json, info, results)
     return 0
 

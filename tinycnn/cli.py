@@ -4,6 +4,7 @@
     tinycnn eval --checkpoint RUN           re-evaluate a trained model on the test set
     tinycnn predict --checkpoint RUN PATH.. classify image files and folders
     tinycnn export --checkpoint RUN --onnx F  write the model as an ONNX file
+    tinycnn explore RUN                     a web page to look inside a trained model
     tinycnn info                            versions and the devices this machine offers
 
 Every bad argument or missing file ends in a one-line error, not a traceback
@@ -160,6 +161,14 @@ def _export(args) -> int:
     return 0
 
 
+def _explore(args) -> int:
+    from .explore import serve
+
+    serve(args.checkpoint, host=args.host, port=args.port, device=args.device, data_dir=args.data_dir,
+          images=args.images, weights="last" if args.last else "best", open_browser=args.open, quiet=not args.verbose)
+    return 0
+
+
 def _info(args) -> int:
     import numpy as np
 
@@ -240,6 +249,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--opset", type=Number(int, at_least=13), default=17, help="ONNX opset (default 17)")
     export.add_argument("--last", action="store_true", help="the last epoch's weights, not the best on validation")
     export.set_defaults(handler=_export)
+
+    explore = commands.add_parser("explore", help="a web page to look inside a trained model: draw or upload an "
+                                                  "image, see every layer's feature maps, saliency and Grad-CAM",
+                                  description="Serve a page (on this machine only, by default) that shows what a "
+                                              "trained model does with an image, layer by layer.")
+    explore.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT", help="a run folder or its checkpoint.npz")
+    explore.add_argument("--port", type=Number(int, at_least=0, below=65536), default=8000,
+                         help="the port to listen on (default 8000; 0 picks a free one)")
+    explore.add_argument("--host", default="127.0.0.1",
+                         help="the address to listen on (default 127.0.0.1: this machine only; another address "
+                              "makes the page reachable from the network, without a password)")
+    explore.add_argument("--device", default="cpu")
+    explore.add_argument("--data-dir", help="where the run's data set is now, if it has moved (for its test images)")
+    explore.add_argument("--images", metavar="DIR", help="where the run's image folder is now, if it has moved")
+    explore.add_argument("--last", action="store_true", help="the last epoch's weights, not the best on validation")
+    explore.add_argument("--open", action="store_true", help="open the page in the default web browser")
+    explore.add_argument("--verbose", action="store_true", help="log every request")
+    explore.set_defaults(handler=_explore)
 
     info = commands.add_parser("info", help="show versions and available devices")
     info.set_defaults(handler=_info)
