@@ -108,12 +108,23 @@ for name in zoo:
           flush=True)
     del model   # VGG's weights alone are half a gigabyte
 
+
+
+def scatter_with_names(ax, points):
+    """Points {name: (x, y)} on log axes, each with its name; a name whose point lies close to
+    an already named one goes below its point instead of above."""
+    named = []
+    colors = plt.get_cmap("tab20")
+    for i, (name, (px, py)) in enumerate(points.items()):
+        crowded = any(abs(np.log10(px / qx)) < 0.12 and abs(np.log10(py / qy)) < 0.12 for qx, qy in named)
+        ax.scatter(px, py, s=30, color=colors(i % 20))
+        ax.annotate(name, (px, py), textcoords="offset points", xytext=(5, -11 if crowded else 4), fontsize=8)
+        named.append((px, py))
+
+
 fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), layout="constrained")
-for name, (params, macs, seconds) in table.items():
-    axes[0].scatter(macs, params, s=30)
-    axes[0].annotate(name, (macs, params), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    axes[1].scatter(macs, seconds / batch * 1000, s=30)
-    axes[1].annotate(name, (macs, seconds / batch * 1000), textcoords="offset points", xytext=(4, 4), fontsize=8)
+scatter_with_names(axes[0], {name: (macs, params) for name, (params, macs, _) in table.items()})
+scatter_with_names(axes[1], {name: (macs, seconds / batch * 1000) for name, (_, macs, seconds) in table.items()})
 all_macs = np.array([row[1] for row in table.values()], dtype=float)
 ms_per_mac = np.median([row[2] / batch * 1000 / row[1] for row in table.values()])
 line = np.geomspace(all_macs.min() / 1.5, all_macs.max() * 1.5, 10)
@@ -137,10 +148,11 @@ plt.close(fig)
 #   parameters are - while DenseNet-121 does as much work as they do, or more, with a small
 #   fraction of their parameters.
 # * MACs do not predict time well. On the right, a model on the dashed line runs at the
-#   zoo's typical rate; the models built from depthwise convolutions (MobileNetV2,
-#   EfficientNet-B0) sit *above* it: few multiply-adds, but spread over many small, thin
-#   layers that a CPU runs far below its peak (section 6 measures one such layer). GoogLeNet
-#   and DenseNet, with many branches and concatenations, pay a similar overhead.
+#   zoo's typical rate. Models made of many thin layers sit *above* it: the ones built from
+#   depthwise convolutions (MobileNetV2, EfficientNet-B0) most of all, with few
+#   multiply-adds spread over layers that a CPU runs far below its peak (section 7 measures
+#   one such layer); SqueezeNet's fire modules and GoogLeNet's branches pay a smaller
+#   overhead. A few big layers (AlexNet, the VGGs) run at or below the line.
 # * Timings on a shared 2-core machine move by 2x between runs; read the ranking, not the
 #   milliseconds.
 
@@ -549,6 +561,8 @@ del pretrained
 # ---------------------------------------------------------------------------------------
 shapes = Shapes(train=True, n=lesson.pick(quick=8, default=64, full=256), seed=lesson.args.seed)
 prepare = Compose([ToFloat(), Normalize(SHAPES_MEAN, SHAPES_STD)])
+shape_images = tinycnn.tensor(prepare(shapes.images), device=lesson.device)
+shape_labels = tinycnn.tensor(shapes.labels, device=lesson.device)
 
 model.fc = nn.Linear(model.fc.in_features, len(shapes.classes))     # the new head, freshly initialised
 frozen = finetune.freeze(model, ["conv1", "bn1", "layer1", "layer2", "layer3", "layer4"])
@@ -557,33 +571,59 @@ model = model.to(lesson.device)
 print(f"\nfrozen: {len(frozen)} tensors, {sum(p.numel() for p in model.parameters() if not p.requires_grad):,} "
       f"numbers; trained: {len(trainable)} tensors (fc), {sum(p.numel() for p in trainable):,} numbers")
 
+# One training step, and a look at what it changed:
 before = {name: value.copy() for name, value in model.state_dict().items()}
 optimizer = optim.SGD(trainable, lr=0.01, momentum=0.9)
-images_all = tinycnn.tensor(prepare(shapes.images), device=lesson.device)
-labels_all = tinycnn.tensor(shapes.labels, device=lesson.device)
-step_batch = lesson.pick(quick=4, default=16, full=32)
 model.train()
-losses = []
-for step in range(lesson.pick(quick=2, default=8, full=24)):
-    pick = rng.choice(len(shapes), step_batch, replace=False)
-    loss = F.cross_entropy(model(images_all[pick]), labels_all[pick])
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    losses.append(float(loss.item()))
-print(f"{len(losses)} SGD steps on batches of {step_batch} Shapes images: loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+step_batch = lesson.pick(quick=4, default=16, full=32)
+loss = F.cross_entropy(model(shape_images[:step_batch]), shape_labels[:step_batch])
+optimizer.zero_grad()
+loss.backward()
+optimizer.step()
 after = model.state_dict()
-changed = sorted({name.split(".")[0] for name in after if not np.array_equal(before[name], after[name])})
-weights_changed = sorted({name.split(".")[0] for name, p in model.named_parameters()
-                          if not np.array_equal(before[name], after[name])})
-print(f"parameters that changed: {', '.join(weights_changed)}; any tensor that changed (with the batch-norm "
-      f"statistics): {', '.join(changed)}")
+moved = [name for name in after if not np.array_equal(before[name], after[name])]
+parameter_names = {name for name, _ in model.named_parameters()}
+print(f"one SGD step on {step_batch} Shapes images changed these parameters: "
+      f"{', '.join(n for n in moved if n in parameter_names)}")
+print(f"  and {sum(n not in parameter_names for n in moved)} other tensors, such as "
+      f"{', '.join([n for n in moved if n not in parameter_names][:2])}")
 
-# Only fc's weights moved. But the batch norms of the frozen layers did update their
-# running mean and variance: in training mode they follow the new data, frozen or not (as
-# in PyTorch). With few new images, call .eval() on them to keep the ImageNet statistics.
-# The loss here says little (a few steps, random "pretrained" features); lesson 11 measures
-# what frozen and fine-tuned features are worth. From the command line the same run is
+# Only fc's weights moved. But the batch norms of the frozen layers updated their running
+# mean and variance: in training mode they follow the new data, frozen or not (as in
+# PyTorch). With few new images, put them in eval mode to keep the ImageNet statistics.
+#
+# With the features frozen (and in eval mode), an image's feature vector never changes. So
+# a common shortcut: run the frozen part once over the images, keep the 512 numbers per
+# image, and train the head alone on them - many epochs for the price of one forward pass.
+
+
+def resnet_features(net, x):
+    """The frozen part of a resnet18 twin: (N, 3, H, W) -> (N, 512), everything before fc."""
+    x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+    x = net.layer4(net.layer3(net.layer2(net.layer1(x))))
+    return F.flatten(net.avgpool(x), 1)
+
+
+model.eval()
+with tinycnn.no_grad():
+    cached = resnet_features(model, shape_images)
+head_optimizer = optim.Adam(model.fc.parameters(), lr=1e-2)
+head_steps = lesson.pick(quick=5, default=100, full=300)
+head_losses = []
+for step in range(head_steps):
+    loss = F.cross_entropy(model.fc(cached), shape_labels)
+    head_optimizer.zero_grad()
+    loss.backward()
+    head_optimizer.step()
+    head_losses.append(float(loss.item()))
+accuracy = float((model.fc(cached).numpy().argmax(1) == shapes.labels).mean())
+print(f"features cached once: {tuple(cached.shape)}; {head_steps} Adam steps on the head alone: training loss "
+      f"{head_losses[0]:.3f} -> {head_losses[-1]:.3f}, training accuracy {100 * accuracy:.0f}%")
+
+# That is a training loss on the images the head was fitted to, with a 512-number
+# description per image and few images: it says that the head can learn, not that it
+# generalises (the "pretrained" weights here are random; lesson 11 measures what frozen and
+# fine-tuned features are worth on a test set). From the command line the same recipe is
 #
 #     tinycnn train --dataset cifar10 --model resnet18 --init-from resnet18.pth \
 #                   --freeze conv1,bn1,layer1,layer2,layer3,layer4
@@ -602,9 +642,10 @@ print(f"parameters that changed: {', '.join(weights_changed)}; any tensor that c
 # * Under a fixed *time* budget, what counts is accuracy per second of training, not per
 #   MAC: compare the img/s column with section 1's MACs, and see which architectures run
 #   below their MAC count's promise on a CPU.
-# * The ImageNet twins were designed for 224-pixel images and millions of them; on 32x32
-#   images and a few minutes, small CIFAR-native nets can be ahead. A twin's strength shows
-#   with its ImageNet weights (sections 9-10), not from scratch.
+# * The ImageNet twins were designed for 224-pixel images and millions of them. Look at
+#   whether, on 32x32 images and a few minutes, the small CIFAR-native nets (vgg_small, the
+#   CIFAR ResNets) keep up with them: a twin's strength is its ImageNet weights (sections
+#   9-10), which a from-scratch budget does not use.
 # * Look for the accuracy difference that survives the noise: one-run differences of a
 #   point or two are not a ranking.
 # ---------------------------------------------------------------------------------------
