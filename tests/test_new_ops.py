@@ -377,9 +377,16 @@ def depthwise(case):
                                          dilation=case["dilation"], groups=case["c"])
 
 
+@pytest.fixture(params=["multiply-add", "grouped-gemm"])
+def fast_depthwise_way(request, monkeypatch):
+    """The fast floor's two ways (fast/depthwise.py), each forced for every shape."""
+    monkeypatch.setattr(fast_depthwise, "MULTIPLY_ADD_MAX_PIXELS", 10**9 if request.param == "multiply-add" else -1)
+    return request.param
+
+
 @pytest.mark.parametrize("floor", FLOORS)
 @pytest.mark.parametrize("case", depthwise_cases(12, seed=12), ids=str)
-def test_depthwise_against_loops_and_gradcheck(case, floor):
+def test_depthwise_against_loops_and_gradcheck(case, floor, fast_depthwise_way):
     x, weight, *bias = depthwise_inputs(case, 13)
     expected = conv2d_loops(x, weight, bias[0] if bias else None, case["stride"], case["padding"], case["dilation"],
                             case["c"])
@@ -390,13 +397,24 @@ def test_depthwise_against_loops_and_gradcheck(case, floor):
 
 
 @pytest.mark.parametrize("case", depthwise_cases(12, seed=14), ids=str)
-def test_depthwise_floors_agree(case, worker_count):
-    """Output and input gradient: the same offsets added in the same order, bit for bit; the weight
-    gradient sums its chunks in another order (to 1e-12)."""
+def test_depthwise_floors_agree(case, worker_count, fast_depthwise_way):
+    """The fast floor's multiply-add adds the same products in the same order as the reference:
+    the same output, bit for bit; its gradients and the grouped GEMM sum in other orders (1e-12)."""
     inputs = depthwise_inputs(case, 15)
     reference, fast = on_both_floors(depthwise(case), inputs)
     assert_floors_agree(reference, fast, exact=False)
-    np.testing.assert_array_equal(fast.output, reference.output)
+    if fast_depthwise_way == "multiply-add":
+        np.testing.assert_array_equal(fast.output, reference.output)
+
+
+def test_depthwise_fast_floor_chooses_by_map_size_and_stride():
+    weight = tinycnn.randn(8, 1, 3, 3)
+    for size, stride, kernel in [(4, 1, fast_depthwise.DepthwiseConv2d), (16, 1, tinycnn.fast.Conv2d),
+                                 (16, 2, fast_depthwise.DepthwiseConv2d)]:
+        with tinycnn.fast_floor():
+            out = F.conv2d(tinycnn.randn(2, 4, size, size, requires_grad=True), weight, stride=stride, padding=1,
+                           groups=4)
+        assert type(out._ctx) is kernel
 
 
 @pytest.mark.parametrize("images_per_chunk", [1, 2, 3])
@@ -404,8 +422,10 @@ def test_depthwise_floors_at_chunk_boundaries(images_per_chunk, worker_count, mo
     """A batch of 5 in chunks of 1, 2 (an uneven last chunk) and 3 images."""
     case = dict(n=5, c=4, multiplier=2, h=7, w=6, kernel=(3, 3), stride=(2, 1), padding=(1, 1), dilation=(1, 1),
                 bias=True)
-    per_image_bytes = 8 * (4 * 9 * 8 + 2 * 8 * 4 * 6)
+    per_image_bytes = 8 * 4 * (9 * 8 + 3 * 2 * 4 * 6)    # forward: C * (padded pixels + 3*K*OH*OW) * 8 bytes
     monkeypatch.setattr(fast_depthwise, "CHUNK_BYTES", images_per_chunk * per_image_bytes)
+    monkeypatch.setattr(fast_depthwise, "MULTIPLY_ADD_MAX_PIXELS", 10**9)
+    assert len(fast_depthwise._image_chunks(5, per_image_bytes, np)) >= -(-5 // images_per_chunk)
     assert_floors_agree(*on_both_floors(depthwise(case), depthwise_inputs(case, 16)), exact=False)
 
 

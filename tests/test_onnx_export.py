@@ -161,15 +161,17 @@ def test_layers_and_operations_beyond_the_zoo(tmp_path):
     assert_exports_faithfully(model, (3, 17, 15), tmp_path)
 
 
-class Swish(nn.Module):
+class TanhGate(nn.Module):
+    """A hand-made layer whose operation (tanh) has no ONNX translation in tinycnn."""
+
     def forward(self, x):
-        return x * tinycnn.functional.math.sigmoid(x)
+        return x * tinycnn.functional.math.tanh(x)
 
 
 @needs_onnx
 def test_an_unsupported_module_is_named_in_the_error(tmp_path):
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), Swish(), nn.Flatten(), nn.Linear(2 * 6 * 6, 3))
-    with pytest.raises(OnnxExportError, match=r"module '1' \(Swish\) computes Sigmoid, which has no ONNX translation"):
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), TanhGate(), nn.Flatten(), nn.Linear(2 * 6 * 6, 3))
+    with pytest.raises(OnnxExportError, match=r"module '1' \(TanhGate\) computes Tanh, which has no ONNX translation"):
         export_onnx(model, tmp_path / "swish.onnx", (1, 8, 8))
     assert not (tmp_path / "swish.onnx").exists()
     assert all("forward" not in vars(m) for m in model.modules())  # cleaned up after the error too
@@ -239,3 +241,31 @@ class Indexed(nn.Module):
 ], ids=["flip", "ellipsis", "ints", "backwards", "batch"])
 def test_indexing_exports_as_numpy_indexes(index, tmp_path):
     assert_exports_faithfully(Indexed(index), (2, 5, 6), tmp_path)
+
+
+@needs_onnxruntime
+@pytest.mark.parametrize("opset", [13, 17])
+def test_architecture_layers_export(tmp_path, opset):
+    """The layers of MobileNet, EfficientNet, GoogLeNet and SqueezeNet: ReLU6, Hardtanh, Hardswish,
+    Hardsigmoid, SiLU, squeeze-and-excitation, a depthwise convolution, stochastic depth (eval: no
+    node), ceil-mode max pooling, uneven adaptive pooling."""
+    tinycnn.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU6(inplace=True), nn.Hardswish(),
+        nn.SqueezeExcitation(8, 2, scale_activation=nn.Hardsigmoid), nn.Hardtanh(-0.5, 0.5), nn.SiLU(),
+        nn.Conv2d(8, 8, 3, groups=8, padding=1), nn.StochasticDepth(0.2, "row"), nn.MaxPool2d(3, 2, ceil_mode=True),
+        nn.SqueezeExcitation(8, 4, activation=nn.SiLU), nn.AdaptiveAvgPool2d((3, 2)), nn.Flatten(),
+    )
+    model.eval()
+    x = np.random.default_rng(1).standard_normal((2, 3, 9, 9)).astype(np.float32)
+    path = tmp_path / "m.onnx"
+    export_onnx(model, path, (3, 9, 9), opset=opset)
+    session = ort.InferenceSession(str(path))
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    assert_close(got, model(tinycnn.tensor(x)).numpy())
+
+
+@needs_onnx
+def test_ceil_mode_pool_whose_last_window_starts_in_the_padding_is_refused(tmp_path):
+    with pytest.raises(OnnxExportError, match="ceil_mode MaxPool2d whose last window would start in the padding"):
+        export_onnx(nn.Sequential(nn.MaxPool2d(2, 3, 1, ceil_mode=True)), tmp_path / "m.onnx", (1, 4, 4))

@@ -6,7 +6,7 @@ writes it: each op on the whole batch, forward beside backward. This package hol
 it a real tool, and the tests hold every piece equal to its reference (tests/test_floors.py):
 
     conv.py        conv2d in chunks that stay in the cache; the input gradient as a full convolution
-    depthwise.py   the depthwise convolution's multiply-adds, a few images at a time on every core
+    depthwise.py   depthwise conv2d: the grouped GEMM on large maps, channels-last multiply-adds on small ones
     columns.py     the column layout for fast copies, and the reused scratch arrays (Workspace)
     workers.py     worker threads, one per core: convolution chunks, parts of a batch
     activation.py  ReLU, pool.py max pooling, norm.py batch norm: a large batch split over the cores
@@ -27,7 +27,7 @@ arithmetic (``tinycnn/windows.py``); never ``nn/``, the training loop or the com
 from .activation import ReLU
 from .allocator import keep_freed_memory
 from .conv import Conv2d
-from .depthwise import DepthwiseConv2d
+from .depthwise import DepthwiseConv2d, depthwise_conv2d
 from .kernels import adam_step, sgd_momentum_step
 from .linear import Linear
 from .norm import BatchNorm
@@ -36,7 +36,8 @@ from .switch import enabled, fast_floor, reference_floor, set_fast
 from .workers import get_num_threads, set_num_threads
 
 __all__ = ["enabled", "set_fast", "reference_floor", "fast_floor", "describe", "keep_freed_memory",
-           "get_num_threads", "set_num_threads", "Conv2d", "DepthwiseConv2d", "ReLU", "MaxPool2d", "BatchNorm", "Linear",
+           "get_num_threads", "set_num_threads", "Conv2d", "DepthwiseConv2d", "depthwise_conv2d", "ReLU", "MaxPool2d",
+           "BatchNorm", "Linear",
            "sgd_momentum_step", "adam_step"]
 
 

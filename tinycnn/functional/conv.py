@@ -160,8 +160,8 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     dilation = pair(dilation, "dilation")
     _check_conv2d(x, weight, bias, stride, padding, dilation, groups)
     if groups == x.shape[1] > 1:   # depthwise: a multiply-add per kernel offset, no per-channel GEMMs (depthwise.py)
-        if fast.enabled():
-            return fast.DepthwiseConv2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
+        if fast.enabled():   # the fast floor: the faster of this kernel and the grouped GEMM (fast/depthwise.py)
+            return fast.depthwise_conv2d(x, weight, bias, stride, padding, dilation)
         return DepthwiseConv2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
     if fast.enabled():   # the fast floor: in chunks that stay in the cache, on every core (tinycnn/fast/conv.py)
         return fast.Conv2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)

@@ -9,7 +9,7 @@ How the graph is found: by running the model's real ``forward`` once, in eval
 mode, on a dummy batch, and watching. Two things are watched:
 
 1. **Layers.** Every layer with a known ONNX translation (``LAYER_HANDLERS``:
-   Conv2d, BatchNorm, ReLU, pooling, Flatten, Linear, Dropout) has its ``forward``
+   Conv2d, BatchNorm, the activations, pooling, Flatten, Linear, Dropout) has its ``forward``
    wrapped for the duration of the export. When it runs, its handler writes one
    ONNX node for it, with its weights as initializers named like its state_dict
    keys (``layer1.0.conv1.weight``), and the output is named after the layer.
@@ -207,7 +207,25 @@ def _pool_attributes(m):
 
 
 def _max_pool(g, m, path, x_name, x, out):
-    return g.node("MaxPool", [x_name], path, **_pool_attributes(m))
+    attributes = _pool_attributes(m)
+    dilation = pair(m.dilation, "dilation", "MaxPool2d")
+    if m.ceil_mode:
+        # ONNX rounds the window count up as PyTorch does. Where PyTorch's rule then drops a
+        # last window that would start in the right padding only, ONNX's shape inference
+        # (opsets 17 and 19) still counts it while onnxruntime 1.32 drops it: a file that
+        # disagrees with itself. Refuse exactly those rare shapes (GoogLeNet's and SqueezeNet's
+        # unpadded ceil-mode pools are fine).
+        (h, w), kernel, stride = x.shape[2:], attributes["kernel_shape"], attributes["strides"]
+        pads = attributes["pads"][:2]
+        plain_ceil = tuple(-(-(size + 2 * p - d * (k - 1) - 1) // s) + 1
+                           for size, k, s, p, d in zip((h, w), kernel, stride, pads, dilation))
+        if plain_ceil != tuple(out.shape[2:]):
+            raise OnnxExportError(
+                f"export_onnx: {g.where} is a ceil_mode MaxPool2d whose last window would start in the padding "
+                f"({tuple(out.shape[2:])} windows here, {plain_ceil} by ONNX's rounding); use padding 0 or ceil_mode=False"
+            )
+    return g.node("MaxPool", [x_name], path, ceil_mode=int(bool(m.ceil_mode)), dilations=list(dilation),
+                  **attributes)
 
 
 def _avg_pool(g, m, path, x_name, x, out):
@@ -228,6 +246,31 @@ def _adaptive_avg_pool(g, m, path, x_name, x, out):
     cols_t = g.constant(_adaptive_matrix(w, ow).T.astype(x.dtype), f"{path}.cols_t")
     x_cols = g.node("MatMul", [x_name, cols_t], f"{path}/cols")
     return g.node("MatMul", [rows, x_cols], path)
+
+
+def _clip(g, m, path, x_name, x, out):   # Hardtanh and ReLU6: Clip with its bounds as inputs (opset >= 11)
+    low = g.constant(np.asarray(m.min_val, dtype=x.dtype), f"{path}.min")
+    high = g.constant(np.asarray(m.max_val, dtype=x.dtype), f"{path}.max")
+    return g.node("Clip", [x_name, low, high], path)
+
+
+def _sigmoid(g, m, path, x_name, x, out):
+    return g.node("Sigmoid", [x_name], path)
+
+
+def _silu(g, m, path, x_name, x, out):   # x * sigmoid(x)
+    return g.node("Mul", [x_name, g.node("Sigmoid", [x_name], f"{path}/sigmoid")], path)
+
+
+def _hardsigmoid(g, m, path, x_name, x, out):   # max(0, min(1, x/6 + 1/2))
+    return g.node("HardSigmoid", [x_name], path, alpha=1.0 / 6.0, beta=0.5)
+
+
+def _hardswish(g, m, path, x_name, x, out):
+    if g.opset >= 14:
+        return g.node("HardSwish", [x_name], path)
+    gate = g.node("HardSigmoid", [x_name], f"{path}/gate", alpha=1.0 / 6.0, beta=0.5)
+    return g.node("Mul", [x_name, gate], path)
 
 
 def _flatten(g, m, path, x_name, x, out):
@@ -253,7 +296,7 @@ def _linear(g, m, path, x_name, x, out):
 
 
 def _dropout(g, m, path, x_name, x, out):
-    return x_name  # eval mode: dropout passes its input through, so no node at all
+    return x_name  # eval mode: dropout (and stochastic depth) pass their input through, so no node at all
 
 
 LAYER_HANDLERS = {
@@ -268,6 +311,13 @@ LAYER_HANDLERS = {
     nn.Flatten: _flatten,
     nn.Linear: _linear,
     nn.Dropout: _dropout,
+    nn.StochasticDepth: _dropout,
+    nn.Hardtanh: _clip,
+    nn.ReLU6: _clip,
+    nn.Sigmoid: _sigmoid,
+    nn.SiLU: _silu,
+    nn.Hardsigmoid: _hardsigmoid,
+    nn.Hardswish: _hardswish,
 }
 
 
@@ -284,6 +334,10 @@ def _binary(op_type):
 
 def _op_relu(g, fn, out):
     return g.node("Relu", [g.name_of(fn.inputs[0])], f"{g.scope()}/Relu")
+
+
+def _op_sigmoid(g, fn, out):
+    return g.node("Sigmoid", [g.name_of(fn.inputs[0])], f"{g.scope()}/Sigmoid")
 
 
 def _op_neg(g, fn, out):
@@ -377,6 +431,7 @@ OP_HANDLERS = {
     M.Div: _binary("Div"),
     M.Neg: _op_neg,
     M.ReLU: _op_relu,
+    M.Sigmoid: _op_sigmoid,
     M.Reshape: _op_reshape,
     M.Permute: _op_permute,
     M.GetItem: _op_getitem,
