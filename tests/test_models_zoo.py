@@ -140,6 +140,23 @@ def test_small_input_trains_on_one_channel(name):
     assert nonzero >= 0.9 * len(list(model.parameters()))   # a few (e.g. ReLU-dead biases) may be zero
 
 
+def test_a_torchvision_weight_file_loads_into_the_twin(logits):
+    """A file torch.save wrote from torchvision's SqueezeNet 1.1 (its stem and first two fire
+    modules: a whole model's file is megabytes) loads through load_state_dict_file, key for key,
+    into the same part of the twin, which then computes what torchvision computed (float32)."""
+    state = tinycnn.load_state_dict_file(FIXTURES / "squeezenet1_1_features_0-4.pth")
+    model = models.squeezenet1_1()
+    part = model.features[:5]                       # shares its layers with the model
+    assert list(state) == list(part.state_dict())
+    part.load_state_dict(state)
+    np.testing.assert_array_equal(model.features[3].expand3x3.weight.data, state["3.expand3x3.weight"])
+    x = tinycnn.Tensor(twin_input(2, (1, 3, 32, 32)).astype(np.float32))
+    with tinycnn.no_grad():
+        ours = part.eval()(x).data
+    theirs = logits["squeezenet1_1.features[:5]"]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5 * np.max(np.abs(theirs)))
+
+
 def test_googlenet_without_aux_heads_and_in_eval():
     with_aux = models.googlenet(num_classes=10, small_input=True)
     without = models.googlenet(num_classes=10, small_input=True, aux_logits=False)
@@ -181,9 +198,12 @@ def test_densenet_legacy_keys_are_renamed():
     from tinycnn.models.densenet import rename_legacy_keys
     legacy = {"features.denseblock1.denselayer1.norm.1.weight": 1, "features.denseblock1.denselayer1.conv.2.weight": 2,
               "features.transition1.norm.weight": 3, "classifier.bias": 4}
+    legacy["features.denseblock4.denselayer16.norm.2.num_batches_tracked"] = 5
     assert list(rename_legacy_keys(legacy)) == ["features.denseblock1.denselayer1.norm1.weight",
                                                 "features.denseblock1.denselayer1.conv2.weight",
-                                                "features.transition1.norm.weight", "classifier.bias"]
+                                                "features.transition1.norm.weight", "classifier.bias",
+                                                "features.denseblock4.denselayer16.norm2.num_batches_tracked"]
+    assert set(rename_legacy_keys(legacy)) <= set(models.densenet121().state_dict())
 
 
 # --------------------------------------------------------------------------- count_flops
@@ -219,7 +239,83 @@ def test_count_flops_counts_a_layer_used_twice_twice():
     assert models.count_flops(Twice(), (1, 1, 4)) == 2 * 16
 
 
-def test_count_flops_of_resnet18_matches_the_known_figure():
-    """ResNet-18 at 224: 1.81 GMACs, the figure torchvision's model table gives."""
+def test_count_flops_of_resnet18_matches_torchvisions_figure():
+    """ResNet-18 at 224: 1.814 GFLOPs in torchvision's weight metadata (``_ops``), which counts
+    multiply-adds too."""
     macs = models.count_flops(models.resnet18(), (3, 224, 224))
-    assert round(macs / 1e9, 2) == 1.81
+    assert round(macs / 1e9, 3) == 1.814
+
+
+# --------------------------------------------------------------------------- tinycnn train with a twin
+def test_train_builds_a_small_input_twin_for_32px_images_and_the_checkpoint_rebuilds_it(tmp_path, monkeypatch):
+    """``tinycnn train --model squeezenet1_1`` on 32x32 images: small_input=True, recorded in the
+    checkpoint; eval/predict/export (model_from_checkpoint) and --resume build the same model."""
+    from tinycnn import data, runner
+    from tinycnn.runner import RunConfig, load_checkpoint, model_from_checkpoint, run_training
+
+    def few_test_images(config, train):   # the shapes set's 2,000 test images would take most of a minute
+        return runner_load(config, train) if train else data.Shapes(train=False, n=40, seed=config.seed)
+
+    runner_load = runner.load_dataset
+    monkeypatch.setattr(runner, "load_dataset", few_test_images)
+
+    quick = dict(dataset="shapes", model="squeezenet1_1", train_size=60, val_split=20, batch_size=20, progress=False)
+    run_training(RunConfig(**quick, epochs=1, out=str(tmp_path)))
+    checkpoint = load_checkpoint(tmp_path)
+    assert checkpoint["meta"]["model_args"] == {"small_input": True}
+    model = model_from_checkpoint(checkpoint, weights="last")
+    assert model.small_input is True and model.features[0].stride == (1, 1)
+    assert isinstance(model.features[2], nn.Identity)
+
+    # the checkpoint's record decides, not the image size: a model trained without the adaptation
+    checkpoint["meta"]["model_args"] = {"small_input": False}
+    assert model_from_checkpoint(checkpoint, weights="last").small_input is False
+    # a checkpoint written before model_args existed: derived from the image size, as training did
+    del checkpoint["meta"]["model_args"]
+    assert model_from_checkpoint(checkpoint, weights="last").small_input is True
+
+    run_training(RunConfig(**quick, epochs=2), resume=tmp_path)   # resuming rebuilds the same model
+    assert load_checkpoint(tmp_path)["meta"]["model_args"] == {"small_input": True}
+
+
+def test_model_arguments_follow_the_image_size():
+    from tinycnn.runner import SMALL_INPUT_MAX_SIZE, build_model, model_arguments
+
+    assert model_arguments("resnet18", 32) == {"small_input": True}
+    assert model_arguments("ResNet18", 28) == {"small_input": True}      # MNIST
+    assert model_arguments("resnet18", SMALL_INPUT_MAX_SIZE + 1) == {"small_input": False}
+    assert model_arguments("resnet18", 224) == {"small_input": False}
+    assert model_arguments("lenet5", 28) == {"input_size": 28}
+    assert model_arguments("resnet20", 32) == {}
+    assert build_model("mobilenet_v2", 10, 1, 28).features[0][0].stride == (1, 1)
+    assert build_model("mobilenet_v2", 10, 3, 224).features[0][0].stride == (2, 2)
+
+
+def test_save_model_records_the_twins_small_input(tmp_path):
+    from tinycnn.runner import load_checkpoint, model_from_checkpoint, save_model
+
+    model = models.squeezenet1_1(num_classes=3, small_input=False)   # a choice the image size would not make
+    save_model(tmp_path / "model.npz", model, name="squeezenet1_1", classes=["a", "b", "c"], mean=[0.5] * 3,
+               std=[0.25] * 3, image_shape=(3, 32, 32))
+    checkpoint = load_checkpoint(tmp_path / "model.npz")
+    assert checkpoint["meta"]["model_args"] == {"small_input": False}
+    assert model_from_checkpoint(checkpoint).small_input is False
+
+
+def test_the_training_loop_adds_googlenets_auxiliary_losses():
+    """In training GoogLeNet returns (logits, aux2, aux1): the loop scores the logits and adds
+    0.3 x each auxiliary loss, so the auxiliary heads learn too."""
+    from tinycnn.train import _logits_and_loss
+
+    tinycnn.manual_seed(0)
+    model = models.googlenet(num_classes=4, small_input=True).train()
+    x = tinycnn.Tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32))
+    labels = np.array([1, 2])
+    outputs = model(x)
+    logits, loss = _logits_and_loss(outputs, labels, F.cross_entropy)
+    assert logits is outputs.logits
+    expected = sum(w * float(F.cross_entropy(o, labels).data)
+                   for w, o in ((1.0, outputs.logits), (0.3, outputs.aux_logits1), (0.3, outputs.aux_logits2)))
+    assert float(loss.data) == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    assert np.any(model.aux1.fc2.weight.grad.data != 0) and np.any(model.aux2.fc2.weight.grad.data != 0)

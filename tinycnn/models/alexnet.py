@@ -15,9 +15,9 @@ Reference implementation: torchvision 0.29 ``torchvision.models.alexnet``; this 
 Five convolutions learn the features, three large linear layers (58.6M of the 61.1M
 parameters) classify them; ReLU and dropout were the paper's new ideas.
 
-Parameters: @@alexnet.params1000@@ at 1000 classes, @@alexnet.params10@@ at 10 classes.
-Forward multiply-adds (conv + linear, see ``flops.py``): @@alexnet.flops224@@ at 224x224,
-@@alexnet.flops32@@ at 32x32 with ``small_input=True``.
+Parameters: 61,100,840 at 1000 classes, 57,044,810 at 10 classes.
+Forward multiply-adds (conv + linear, see ``flops.py``): 714,188,480 at 224x224,
+874,004,480 at 32x32 with ``small_input=True``.
 
 ``small_input=True`` (32x32 images): ``features.0`` runs at stride 1 with padding 5 (the
 11x11 kernel then keeps the 32x32 size) and the first max pooling ``features.2`` becomes an

@@ -16,9 +16,9 @@ maps. Features are reused instead of relearned, so the net is narrow: 8.0M param
     -> dense block 6 layers (256 ch) -> transition (128 ch, 28x28) -> block 12 (512) -> transition (256, 14x14)
     -> block 24 (1024) -> transition (512, 7x7) -> block 16 (1024) -> BN -> ReLU -> global pool -> linear
 
-Parameters: @@densenet121.params1000@@ at 1000 classes, @@densenet121.params10@@ at 10 classes.
-Forward multiply-adds (conv + linear): @@densenet121.flops224@@ at 224x224,
-@@densenet121.flops32@@ at 32x32 with ``small_input=True``.
+Parameters: 7,978,856 at 1000 classes, 6,964,106 at 10 classes.
+Forward multiply-adds (conv + linear): 2,834,161,664 at 224x224,
+896,215,040 at 32x32 with ``small_input=True``.
 
 ``small_input=True`` (32x32 images): ``features.conv0`` (7x7) runs at stride 1 and
 ``features.pool0`` becomes an Identity, so the four blocks see 32, 16, 8 and 4 pixels.
@@ -144,7 +144,7 @@ def densenet121(num_classes: int = 1000, in_channels: int = 3, small_input: bool
                     small_input=small_input, **kwargs)
 
 
-_LEGACY_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+_LEGACY_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
 
 
 def rename_legacy_keys(state_dict) -> OrderedDict:

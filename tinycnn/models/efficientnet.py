@@ -17,9 +17,9 @@ together (B1: w 1.0, d 1.1; B2: 1.1, 1.2; ... B7: 2.0, 3.1).
     (N, 3, 224, 224) -> conv 3x3/2 32 -> 7 stages of MBConv (16, 24, 40, 80, 112, 192, 320
     channels; 1, 2, 2, 3, 3, 4, 1 blocks) -> conv 1x1 1280 (N, 1280, 7, 7) -> pool -> dropout -> linear
 
-Parameters: @@efficientnet_b0.params1000@@ at 1000 classes, @@efficientnet_b0.params10@@ at 10 classes.
-Forward multiply-adds (conv + linear): @@efficientnet_b0.flops224@@ at 224x224,
-@@efficientnet_b0.flops32@@ at 32x32 with ``small_input=True``.
+Parameters: 5,288,548 at 1000 classes, 4,020,358 at 10 classes.
+Forward multiply-adds (conv + linear): 385,814,752 at 224x224,
+116,167,168 at 32x32 with ``small_input=True``.
 
 ``width_mult`` and ``depth_mult`` are the compound multipliers (channels rounded to multiples
 of 8 by :func:`~tinycnn.models.blocks.make_divisible`, blocks per stage rounded up).

@@ -11,6 +11,11 @@ what :func:`count_flops` counts, per image, for every ``Conv2d`` and ``Linear``:
 Biases, batch norm, activations, pooling and additions are left out: they are a
 few percent of the total in these models, and the convention leaves them out too.
 
+For the nine torchvision twins at 224x224 these counts equal, to the three decimals given,
+the GFLOPs torchvision 0.29 publishes with its weights (``meta["_ops"]``): AlexNet 0.714,
+VGG-11-BN 7.609, VGG-16-BN 15.47, GoogLeNet 1.498, ResNet-18 1.814, MobileNetV2 0.301,
+DenseNet-121 2.834, EfficientNet-B0 0.386, SqueezeNet 1.1 0.349 (``python -m tinycnn.models``).
+
 It runs one forward pass on a zero image (batch 1, eval mode, no graph) and reads
 each layer's output shape, so it needs no formula per architecture: whatever path
 the input takes through the model is what gets counted.

@@ -23,11 +23,11 @@ training mode with the auxiliary heads, a :class:`GoogLeNetOutputs` ``(logits, a
 aux_logits1)``, as torchvision's. ``tinycnn``'s training loop adds the auxiliary losses with
 the weight ``GoogLeNetOutputs.aux_loss_weight`` (0.3, the paper's).
 
-Parameters (with the auxiliary heads, torchvision's default): @@googlenet.params1000@@ at 1000
-classes, @@googlenet.params10@@ at 10 classes; without them (``aux_logits=False``):
-@@googlenet_noaux.params1000@@ and @@googlenet_noaux.params10@@.
+Parameters (with the auxiliary heads, torchvision's default): 13,004,888 at 1000
+classes, 9,960,638 at 10 classes; without them (``aux_logits=False``):
+6,624,904 and 5,610,154.
 Forward multiply-adds (conv + linear, eval mode, so without the auxiliary heads):
-@@googlenet.flops224@@ at 224x224, @@googlenet.flops32@@ at 32x32 with ``small_input=True``.
+1,498,376,192 at 224x224, 460,040,192 at 32x32 with ``small_input=True``.
 
 ``small_input=True`` (32x32 images): ``conv1`` (7x7) runs at stride 1 and ``maxpool1``
 becomes an Identity, so the 32x32 image reaches the Inception 5 modules at 4x4 (224 reaches

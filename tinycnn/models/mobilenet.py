@@ -15,9 +15,9 @@ filters them depthwise (ReLU6), and narrows them back with a 1x1 conv with no ac
     (N, 3, 224, 224) -> conv 3x3/2 32 -> 17 inverted residual blocks (16, 24, 32, 64, 96, 160,
     320 channels) -> conv 1x1 1280 (N, 1280, 7, 7) -> global average pool -> dropout -> linear
 
-Parameters: @@mobilenet_v2.params1000@@ at 1000 classes, @@mobilenet_v2.params10@@ at 10 classes.
-Forward multiply-adds (conv + linear): @@mobilenet_v2.flops224@@ at 224x224,
-@@mobilenet_v2.flops32@@ at 32x32 with ``small_input=True``.
+Parameters: 3,504,872 at 1000 classes, 2,236,682 at 10 classes.
+Forward multiply-adds (conv + linear): 300,774,272 at 224x224,
+87,976,448 at 32x32 with ``small_input=True``.
 
 ``width_mult`` (the paper's width multiplier, e.g. 0.5, 0.75, 1.4) scales every layer's
 channels, rounded by :func:`~tinycnn.models.blocks.make_divisible` to multiples of 8; the last

@@ -178,8 +178,8 @@ def resnet18(num_classes: int = 1000, in_channels: int = 3, small_input: bool = 
     CVPR 2016 (arXiv:1512.03385), table 1. Reference implementation: torchvision 0.29
     ``torchvision.models.resnet18`` (same module tree and state_dict keys, same outputs).
 
-    Parameters: @@resnet18.params1000@@ at 1000 classes, @@resnet18.params10@@ at 10 classes.
-    Forward multiply-adds (conv + linear): @@resnet18.flops224@@ at 224x224, @@resnet18.flops32@@
+    Parameters: 11,689,512 at 1000 classes, 11,181,642 at 10 classes.
+    Forward multiply-adds (conv + linear): 1,814,073,344 at 224x224, 563,287,040
     at 32x32 with ``small_input=True``.
 
     ``small_input=True`` (32x32 images): ``conv1`` (7x7) runs at stride 1 and ``maxpool``

@@ -15,8 +15,8 @@ conv to ``num_classes`` maps and global average pooling give the scores.
     (N, 3, 224, 224) -> conv 3x3/2 64 -> pool -> fire 128, 128 -> pool -> fire 256, 256 -> pool
     -> fire 384, 384, 512, 512 (N, 512, 13, 13) -> dropout -> conv 1x1 num_classes -> ReLU -> global pool
 
-Parameters: @@squeezenet1_1.params1000@@ at 1000 classes, @@squeezenet1_1.params10@@ at 10 classes.
-Forward multiply-adds (conv): @@squeezenet1_1.flops224@@ at 224x224, @@squeezenet1_1.flops32@@
+Parameters: 1,235,496 at 1000 classes, 727,626 at 10 classes.
+Forward multiply-adds (conv): 349,151,936 at 224x224, 73,602,816
 at 32x32 with ``small_input=True``.
 
 ``small_input=True`` (32x32 images): the stem conv ``features.0`` runs at stride 1 and the
