@@ -93,7 +93,7 @@ zoo = lesson.pick(quick=["resnet20", "squeezenet1_1"],
                   default=["vgg_small", "resnet20", "resnet56", *models.TAKES_SMALL_INPUT],
                   full=["vgg_small", "resnet20", "resnet56", *models.TAKES_SMALL_INPUT])
 batch = lesson.pick(quick=2, default=8, full=32)
-repeats = lesson.pick(quick=1, default=2, full=5)
+repeats = lesson.pick(quick=1, default=3, full=5)
 images = random_images(batch)
 
 print(f"{'model':16s} {'parameters':>12s} {'MACs/image':>12s} {'forward, batch ' + str(batch):>18s} {'ms/image':>9s}")
@@ -219,10 +219,13 @@ print(f"\n{'vgg11_bn' if not lesson.quick else 'vgg_small'}: convolutions {conv_
 del vgg
 
 # In torchvision's VGG the three fully connected layers (25,088 -> 4,096 -> 4,096 -> classes)
-# hold about nine parameters in ten, while the convolutions do nearly all the work. At 32x32
-# it is even stranger: five poolings leave a 1x1 map, which the adaptive pooling copies 49
-# times to fill the 7x7 the classifier expects. Later nets replaced that head with global
-# average pooling and one linear layer (GoogLeNet, ResNet, and tinycnn's vgg_small).
+# hold about nine parameters in ten. On 224x224 images the convolutions still do nearly all
+# the work (the classifier's 120 million multiply-adds are under 2% of VGG-11's 7.6
+# billion); on 32x32 images the maps are so small that the classifier's share is large.
+# And at 32x32 the head is stranger still: five poolings leave a 1x1 map, which the
+# adaptive pooling copies 49 times to fill the 7x7 the classifier expects. Later nets
+# replaced that head with global average pooling and one linear layer (GoogLeNet, ResNet,
+# and tinycnn's vgg_small).
 
 # ---------------------------------------------------------------------------------------
 # 3. GoogLeNet: four branches side by side
@@ -495,24 +498,31 @@ plt.close(fig)
 # tinycnn.models.densenet.rename_legacy_keys first, as torchvision does when it loads it.)
 #
 # Here, without PyTorch, the same path runs on two files:
-# a) a file that PyTorch's torch.save wrote, kept in the repository for the tests (a LeNet-5);
+# a) a file that torch.save wrote from torchvision's own SqueezeNet 1.1, kept in the repository
+#    for the tests: the state_dict of its first five layers (the stem and two fire modules;
+#    a whole model's file would be megabytes), with what torchvision computed from it;
 # b) the resnet18 twin's own weights, written as a .safetensors file by the ten lines below
 #    (the format the Hugging Face hub distributes torchvision-style weights in). The format is
 #    small enough to write by hand: an 8-byte length, a JSON table of contents, raw bytes.
 # ---------------------------------------------------------------------------------------
-torch_file = ROOT / "tests" / "fixtures" / "lenet5.pt"
-if torch_file.exists():
-    from_pytorch = tinycnn.load_state_dict_file(torch_file)
-    lenet = models.lenet5()
-    lenet.load_state_dict(from_pytorch)
-    print(f"\n{torch_file.relative_to(ROOT)} (written by torch.save): {len(from_pytorch)} tensors, "
-          f"{', '.join(list(from_pytorch)[:3])}, ... loaded into models.lenet5()")
-    expected = ROOT / "tests" / "fixtures" / "lenet5.expected.npz"
-    if expected.exists():
-        with np.load(expected) as pytorch_run:
-            ours = lenet.eval()(tinycnn.tensor(pytorch_run["input"])).numpy()
-            print(f"  its logits against the ones PyTorch computed with the same weights: largest difference "
-                  f"{np.abs(ours - pytorch_run['logits']).max():.1e}")
+fixtures = ROOT / "tests" / "fixtures" / "torchvision"
+torchvision_file = fixtures / "squeezenet1_1_features_0-4.pth"
+if torchvision_file.exists():
+    from_torchvision = tinycnn.load_state_dict_file(torchvision_file)
+    twin = models.squeezenet1_1()
+    part = twin.features[:5]                 # the same five layers (they stay shared with `twin`)
+    part.load_state_dict(from_torchvision)
+    print(f"\n{torchvision_file.relative_to(ROOT)} (written by torch.save from torchvision): "
+          f"{len(from_torchvision)} tensors ({', '.join(list(from_torchvision)[:3])}, ...): "
+          f"the twin's names for the same layers: {list(from_torchvision) == list(part.state_dict())}")
+    with np.load(fixtures / "outputs.npz") as torchvision_run:
+        theirs = torchvision_run["squeezenet1_1.features[:5]"]
+    same_input = np.random.default_rng(2).standard_normal((1, 3, 32, 32)).astype(np.float32)   # as the fixture's
+    with tinycnn.no_grad():
+        ours = part.eval()(tinycnn.tensor(same_input)).numpy()
+    print(f"  the twin's output {ours.shape} against torchvision's, same weights and input: largest difference "
+          f"{np.abs(ours - theirs).max():.1e} (values up to {np.abs(theirs).max():.1f})")
+    del twin, part
 
 SAFETENSORS_DTYPES = {"float32": "F32", "float64": "F64", "float16": "F16", "int64": "I64"}
 
@@ -666,6 +676,8 @@ lesson.finish()
 #   tinycnn/models/efficientnet.py MBConv, squeeze-and-excitation, width_mult/depth_mult
 #   tinycnn/io/weights.py          load_state_dict_file; torch_zip.py and safetensors.py, the readers
 #   tinycnn/finetune.py            load_matching, freeze (lesson 11 uses them too)
+#   tests/fixtures/make_torchvision_fixtures.py   how section 9's torchvision file was written
+#   tests/test_models_zoo.py       each twin against torchvision's outputs, state_dict keys, shapes
 #   benchmarks/README.md           "The model zoo": the measured comparison
 # ---------------------------------------------------------------------------------------
 #
