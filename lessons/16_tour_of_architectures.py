@@ -22,9 +22,10 @@ on its own; and how torchvision's ImageNet weights get into a twin and are fine-
 #
 # tinycnn has a *twin* of each (tinycnn/models/): the same module tree as torchvision's
 # model, so the same state_dict keys and shapes, and with the same weights the same outputs.
-# Every twin takes `small_input=True` for 32x32 images (CIFAR-10 size): the stem keeps the
-# full resolution instead of dividing it by 4, and no weight changes shape. This lesson runs
-# them all at 32x32 with 10 classes. No data set is needed.
+# Every twin takes `small_input=True` for 32x32 images (CIFAR-10 size): the ImageNet stem
+# shrinks the image 4 times before the first block (224 -> 56 pixels, but 32 -> 8 would
+# leave little to see), and small_input skips that shrinking without changing the shape of
+# any weight. This lesson runs them all at 32x32 with 10 classes. No data set is needed.
 # ---------------------------------------------------------------------------------------
 
 import json
@@ -104,10 +105,9 @@ for name in zoo:
     params, macs = models.count_parameters(model), models.count_flops(model, (3, 32, 32))
     seconds = forward_seconds(model, images, repeats)
     table[name] = (params, macs, seconds)
-    print(f"{name:16s} {millions(params):>12s} {millions(macs):>12s} {seconds * 1000:>15.0f} ms {seconds / batch * 1000:>9.1f}",
-          flush=True)
+    print(f"{name:16s} {millions(params):>12s} {millions(macs):>12s} {seconds * 1000:>15.0f} ms "
+          f"{seconds / batch * 1000:>9.1f}", flush=True)
     del model   # VGG's weights alone are half a gigabyte
-
 
 
 def scatter_with_names(ax, points):
@@ -290,7 +290,7 @@ with tinycnn.no_grad():
           f"{tuple(x.shape)} -> {tuple(block2.downsample(x).shape)}")
 del resnet
 
-# The first number is a rounding error: the block *is* relu(F(x) + x). The second shows the
+# The first number is zero (at most a rounding error): the block *is* relu(F(x) + x). The second shows the
 # identity hiding in every block (some training recipes start each block that way, by
 # zeroing that scale). Where the shape changes, a strided 1x1 convolution with batch norm
 # makes x fit (the paper's "option B"; the CIFAR ResNets of lesson 10 pad with zeros instead).
@@ -310,11 +310,14 @@ with tinycnn.no_grad():
     squeezed = fire.squeeze_activation(fire.squeeze(x))
     wide = fire.expand1x1_activation(fire.expand1x1(squeezed))
     spatial = fire.expand3x3_activation(fire.expand3x3(squeezed))
+    joined = F.cat([wide, spatial], 1)
     print(f"\nfire module: {tuple(x.shape)} -> squeeze 1x1 {tuple(squeezed.shape)} -> expand 1x1 {tuple(wide.shape)}"
-          f" and expand 3x3 {tuple(spatial.shape)} -> concatenated {tuple(F.cat([wide, spatial], 1).shape)}")
+          f" and expand 3x3 {tuple(spatial.shape)} -> concatenated {tuple(joined.shape)}; "
+          f"the module's own output equal: {np.array_equal(joined.numpy(), fire(x).numpy())}")
 plain = nn.Conv2d(64, 128, 3, padding=1)
-print(f"parameters: the fire module {models.count_parameters(fire):,}, a plain 3x3 conv from 64 to 128 channels "
-      f"{models.count_parameters(plain):,} ({models.count_parameters(plain) / models.count_parameters(fire):.1f}x more)")
+fire_params, plain_params = models.count_parameters(fire), models.count_parameters(plain)
+print(f"parameters: the fire module {fire_params:,}, a plain 3x3 conv from 64 to 128 channels {plain_params:,} "
+      f"({plain_params / fire_params:.1f}x more)")
 if not lesson.quick:
     alexnet_params = models.count_parameters(models.alexnet(num_classes=1000))
     squeeze_params = models.count_parameters(models.squeezenet1_1(num_classes=1000))
@@ -422,8 +425,9 @@ del mobilenet
 #
 # Tan & Le found that growing all three a little beats growing one a lot, with d = 1.2,
 # w = 1.1, r = 1.15 per step (d w^2 r^2 ~ 2: each step doubles the work); EfficientNet-B1
-# to B7 are such steps from the B0 baseline. The twin takes `width_mult` and `depth_mult`;
-# the resolution is the image we feed it. Predicted against counted:
+# to B7 scale B0 up in that spirit, with rounded multipliers of their own (below). The twin
+# takes `width_mult` and `depth_mult`; the resolution is the image we feed it. Predicted
+# against counted:
 # ---------------------------------------------------------------------------------------
 variants = {                                  # label: (width_mult, depth_mult, image size)
     "B0 baseline": (1.0, 1.0, 32),
@@ -553,6 +557,7 @@ now_in_model = model.state_dict()
 same = all(np.array_equal(now_in_model[name], value) for name, value in pretrained.state_dict().items())
 print(f"loaded into a fresh resnet18 twin (small_input=True): every tensor equal to the saved one: {same}")
 del pretrained
+weights_file.unlink()      # 47 MB of random weights: not worth keeping
 
 # small_input changed no shape, so the 224-pixel weights load into the 32-pixel layout. Two
 # cautions with real ImageNet weights: the images must be normalised as they were in
