@@ -905,6 +905,84 @@ def check_ring(ex):
                   rtol=1e-12, atol=1e-12)
 
 
+# =================================================================================== lesson 16
+@exercise("16.1", "the receptive field")
+def check_receptive_field(ex):
+    stacks = [[(3, 1), (3, 1)], [(3, 1)] * 3, [(1, 1), (3, 1)], [(7, 2), (3, 2)],
+              [(3, 1), (3, 1), (2, 2), (3, 1), (3, 1), (2, 2), (3, 1)], [(11, 4), (3, 2), (5, 1)]]
+    for layers in stacks:
+        # the experiment: weights all 1 (poolings as convolutions too), so no contribution cancels
+        convs = [nn.Conv2d(1, 1, k, stride=s, bias=False) for k, s in layers]
+        for conv in convs:
+            conv.weight.data[...] = 1.0
+        x = tinycnn.tensor(np.ones((1, 1, 64, 64)), dtype=tinycnn.float64, requires_grad=True)
+        out = nn.Sequential(*convs).to(tinycnn.float64)(x)
+        out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
+        columns = np.flatnonzero(x.grad.numpy()[0, 0].any(axis=0))
+        measured = int(columns[-1] - columns[0] + 1)
+        got = ex.receptive_field(list(layers))
+        if number(f"receptive_field({layers})", got) != measured:
+            raise AssertionError(f"layers (kernel, stride) {layers}: one output pixel's gradient reaches {measured} "
+                                 f"input pixels across, you returned {got}")
+
+
+@exercise("16.2", "a depthwise-separable block")
+def check_depthwise_separable(ex):
+    rng = np.random.default_rng(36)
+    block = ex.DepthwiseSeparable(8, 16, stride=2)
+    for name, kind in (("depthwise", nn.Conv2d), ("bn1", nn.BatchNorm2d), ("pointwise", nn.Conv2d),
+                       ("bn2", nn.BatchNorm2d)):
+        if not isinstance(getattr(block, name, None), kind):
+            raise AssertionError(f"the block needs an attribute {name}, a {kind.__name__}; "
+                                 f"found {type(getattr(block, name, None)).__name__}")
+    shapes = {"depthwise.weight": (8, 1, 3, 3), "pointwise.weight": (16, 8, 1, 1)}
+    for name, shape in shapes.items():
+        got = tuple(dict(block.named_parameters())[name].shape) if name in dict(block.named_parameters()) else None
+        if got != shape:
+            raise AssertionError(f"{name}: expected shape {shape} (in=8, out=16), got {got}")
+    expected_count = 8 * 9 + 8 * 16 + 2 * 8 + 2 * 16     # two convs without bias, two batch norms' scale and shift
+    if models.count_parameters(block) != expected_count:
+        raise AssertionError(f"expected {expected_count:,} parameters (convs without bias, two batch norms), "
+                             f"got {models.count_parameters(block):,}")
+    for bn, c in ((block.bn1, 8), (block.bn2, 16)):          # batch norms that do something, in eval mode
+        bn.weight.data[...] = rng.uniform(0.5, 1.5, c)
+        bn.bias.data[...] = rng.standard_normal(c) * 0.1
+        bn.running_mean.data[...] = rng.standard_normal(c) * 0.1
+        bn.running_var.data[...] = rng.uniform(0.5, 1.5, c)
+    block.eval()
+    x = rng.standard_normal((2, 8, 9, 9)).astype(np.float32)
+
+    def batch_norm(y, bn):
+        scale = bn.weight.numpy() / np.sqrt(bn.running_var.numpy() + bn.eps)
+        return (y - bn.running_mean.numpy()[:, None, None]) * scale[:, None, None] + bn.bias.numpy()[:, None, None]
+    with tinycnn.no_grad():
+        y = F.conv2d(tinycnn.tensor(x), block.depthwise.weight, stride=2, padding=1, groups=8).numpy()
+        y = np.maximum(batch_norm(y, block.bn1), 0)
+        y = F.conv2d(tinycnn.tensor(y.astype(np.float32)), block.pointwise.weight).numpy()
+        expected = np.maximum(batch_norm(y, block.bn2), 0)
+        got = block(tinycnn.tensor(x)).numpy()
+    close("the block's output (eval mode, stride 2, 8 -> 16 channels, 9x9 input)", got, expected, rtol=1e-4, atol=1e-5)
+    macs = models.count_flops(block, (8, 9, 9))
+    if macs != 5 * 5 * (8 * 9 + 8 * 16):
+        raise AssertionError(f"a 9x9 input at stride 2 gives 5x5 outputs: expected 25 * (8*9 + 8*16) = "
+                             f"{5 * 5 * (8 * 9 + 8 * 16):,} multiply-adds, count_flops counts {macs:,}")
+
+
+@exercise("16.3", "predict: half the width, twice the resolution")
+def check_efficientnet_scaling(ex):
+    options = {"about 1/4": 0.25, "about 1/2": 0.5, "about 1": 1.0, "about 2": 2.0, "about 4": 4.0}
+    guesses = {what: predicted(ex, f"PREDICTED_{what}_RATIO", tuple(options)) for what in ("MACS", "PARAMS")}
+    baseline = models.efficientnet_b0(num_classes=10, small_input=True)
+    half = models.efficientnet_b0(num_classes=10, width_mult=0.5, small_input=True)
+    measured = {"MACS": models.count_flops(half, (3, 64, 64)) / models.count_flops(baseline, (3, 32, 32)),
+                "PARAMS": models.count_parameters(half) / models.count_parameters(baseline)}
+    for what, ratio in measured.items():
+        nearest = min(options, key=lambda option: abs(math.log(options[option] / ratio)))
+        if guesses[what] != nearest:
+            raise AssertionError(f"you predicted {guesses[what]!r} for the {what.lower()}; the measured ratio is "
+                                 f"{ratio:.2f} ({nearest})")
+
+
 # ================================================================================== the runner
 def lesson_key(text: str) -> str:
     """'3' -> '03', '03b' -> '03b', '10B' -> '10b'."""

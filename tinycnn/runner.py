@@ -312,9 +312,11 @@ def prepare_data(config: RunConfig, checkpoint: dict | None = None) -> RunData:
     mean, std = channel_stats(train_set.images)
     meta = {"classes": list(train_full.classes), "image_shape": list(image_shape), "mean": list(mean),
             "std": list(std), "dataset": config.dataset, "model": config.model, "train_images": len(train_set),
-            "resize": config.resize, "background": border_colour(train_set.images)}
+            "resize": config.resize, "background": border_colour(train_set.images),
+            "model_args": model_arguments(config.model, image_shape[1])}
     if checkpoint is not None:
         _check_same_data(checkpoint["meta"], meta, config)
+        meta["model_args"] = checkpoint["meta"].get("model_args", meta["model_args"])  # resume the model it built
     train_transform, eval_transform = build_transforms(config, mean, std, image_shape[1])
     loader = dict(batch_size=config.batch_size, device=config.device)
     return RunData(
@@ -400,7 +402,8 @@ def build_training(plan: Plan, run_data: RunData) -> TrainingParts:
     follow the new plan.
     """
     config, checkpoint, meta = plan.config, plan.checkpoint, run_data.meta
-    model = build_model(config.model, len(meta["classes"]), meta["image_shape"][0], meta["image_shape"][1])
+    model = build_model(config.model, len(meta["classes"]), meta["image_shape"][0], meta["image_shape"][1],
+                        meta["model_args"])
     if checkpoint is None and config.init_from is not None:  # fine-tuning: the matching weights of another model
         report = finetune.load_matching(model, finetune.weights_from(config.init_from))
         if config.progress:
@@ -439,8 +442,27 @@ def build_training(plan: Plan, run_data: RunData) -> TrainingParts:
     return TrainingParts(model, optimizer, scheduler, per_batch, state)
 
 
-def build_model(name: str, num_classes: int, in_channels: int, image_size: int):
-    kwargs = {"input_size": image_size} if name in ("lenet5", "small_cnn") else {}
+# Images this size or smaller get the ImageNet twins' 32x32 adaptation (a stride-1 stem without
+# its max pooling); at 224 pixels the stem's 4x downsampling is what the ImageNet models expect.
+SMALL_INPUT_MAX_SIZE = 64
+
+
+def model_arguments(name: str, image_size: int) -> dict:
+    """The keyword arguments (beyond classes and channels) ``tinycnn train`` builds zoo model ``name``
+    with for ``image_size``-pixel images; the checkpoint records them so that ``eval``, ``predict``,
+    ``export`` and ``--resume`` rebuild the very same model."""
+    key = name.lower().replace("-", "_")
+    if key in ("lenet5", "small_cnn"):
+        return {"input_size": int(image_size)}
+    if key in models.TAKES_SMALL_INPUT:
+        return {"small_input": int(image_size) <= SMALL_INPUT_MAX_SIZE}
+    return {}
+
+
+def build_model(name: str, num_classes: int, in_channels: int, image_size: int, model_args: dict | None = None):
+    """Zoo model ``name`` for ``(in_channels, image_size, image_size)`` images; ``model_args`` (as a
+    checkpoint recorded them) or else :func:`model_arguments` give its other keyword arguments."""
+    kwargs = model_arguments(name, image_size) if model_args is None else dict(model_args)
     return models.get_model(name, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
@@ -639,19 +661,27 @@ def load_checkpoint(path) -> dict:
 
 
 def save_model(path, model, *, name: str, classes, mean, std, image_shape, resize: str = "crop",
-               background=None) -> Path:
+               background=None, model_args: dict | None = None) -> Path:
     """Save a model trained in Python so that ``tinycnn predict``, ``eval`` and ``export`` can use it.
 
     A checkpoint must say how to prepare an image for the model: ``name`` (its zoo
     name, e.g. ``"lenet5"``, to rebuild it), ``classes`` (index = label),
     ``image_shape`` (C, H, W), the normalisation ``mean`` and ``std`` per channel
     on the [0, 1] scale, the ``resize`` policy and the ``background`` colour
-    transparent inputs are put on (default black).
+    transparent inputs are put on (default black). ``model_args``: the keyword
+    arguments the model was built with beyond classes and channels (e.g.
+    ``{"small_input": True}``); by default the twins' ``small_input`` as the model
+    holds it, else what ``tinycnn train`` would use for that image size.
     """
     image_shape = [int(n) for n in image_shape]
+    if model_args is None:
+        model_args = model_arguments(name, image_shape[1])
+        if hasattr(model, "small_input"):
+            model_args["small_input"] = bool(model.small_input)
     meta = {"classes": [str(c) for c in classes], "image_shape": image_shape, "mean": [float(m) for m in mean],
             "std": [float(s) for s in std], "dataset": "custom", "model": name, "resize": resize,
-            "background": [int(v) for v in (background if background is not None else [0] * image_shape[0])]}
+            "background": [int(v) for v in (background if background is not None else [0] * image_shape[0])],
+            "model_args": dict(model_args)}
     if len(meta["mean"]) != image_shape[0] or len(meta["std"]) != image_shape[0]:
         raise ValueError(f"save_model: mean and std need one value per channel ({image_shape[0]}), got "
                          f"{len(meta['mean'])} and {len(meta['std'])}")
@@ -671,7 +701,8 @@ def checkpoint_weights(checkpoint: dict, weights: str = "best") -> dict:
 def model_from_checkpoint(checkpoint: dict, device: str = "cpu", weights: str = "best"):
     """Rebuild the checkpoint's model and load its weights (the best on validation by default)."""
     meta = checkpoint["meta"]
-    model = build_model(checkpoint["config"]["model"], len(meta["classes"]), meta["image_shape"][0], meta["image_shape"][1])
+    model = build_model(checkpoint["config"]["model"], len(meta["classes"]), meta["image_shape"][0],
+                        meta["image_shape"][1], meta.get("model_args"))  # older checkpoints: derived from the size
     state = checkpoint_weights(checkpoint, weights)
     try:
         model.load_state_dict(state)

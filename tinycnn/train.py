@@ -87,6 +87,21 @@ def _batch_counts(logits, labels, loss):
     return loss.data * labels.shape[0], correct
 
 
+def _logits_and_loss(outputs, labels, loss_fn):
+    """A training batch's logits and loss. A model with auxiliary classifiers (GoogLeNet in
+    training) returns a tuple, the main logits first, and says how much each auxiliary loss
+    counts (``aux_loss_weight``): they are added to the main loss, and only the main logits
+    are scored."""
+    if not hasattr(outputs, "aux_loss_weight"):
+        return outputs, loss_fn(outputs, labels)
+    logits, *auxiliary = outputs
+    loss = loss_fn(logits, labels)
+    for aux_logits in auxiliary:
+        if aux_logits is not None:
+            loss = loss + outputs.aux_loss_weight * loss_fn(aux_logits, labels)
+    return logits, loss
+
+
 def train_one_epoch(model, loader, optimizer, loss_fn=None, scheduler=None, progress=True, desc="train",
                     comm=None) -> dict:
     """One pass over ``loader`` with updates. Returns mean loss, accuracy, images/s, seconds.
@@ -109,8 +124,7 @@ def train_one_epoch(model, loader, optimizer, loss_fn=None, scheduler=None, prog
     start = time.perf_counter()
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch", dynamic_ncols=True)
     for step, (images, labels) in enumerate(bar):
-        logits = model(images)
-        loss = loss_fn(logits, labels)
+        logits, loss = _logits_and_loss(model(images), labels, loss_fn)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
