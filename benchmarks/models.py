@@ -10,9 +10,9 @@ classes (LeNet-5 and the small CNN built for 32x32 inputs; the torchvision twins
 ``small_input=True``, their CIFAR adaptation), each in a fresh process:
 
 * **params**: ``count_parameters``.
-* **MFLOP/img**: forward FLOPs per image, 2 x the multiply-adds of every convolution and linear
-  layer, counted from the shapes they see in one forward (``tinycnn.models.count_flops``);
-  element-wise ops, pooling and batch norm are not counted.
+* **MMAC/img**: forward multiply-adds per image (millions) of every convolution and linear
+  layer, counted from the shapes they see in one forward (``tinycnn.models.count_flops``), the
+  unit papers and torchvision call "FLOPs"; element-wise ops, pooling and batch norm are left out.
 * **train img/s**: training steps (zero_grad, forward, loss, backward, SGD momentum step) on a
   fixed random batch of 128; median over ``--steps`` steps, or more until 1 s has been timed,
   after 2 warm-up steps.
@@ -152,9 +152,7 @@ def measure(name: str, args) -> dict:
     """Every column for one model (run in its own process, so that ru_maxrss starts fresh)."""
     import tinycnn
     import tinycnn.nn as nn
-    from tinycnn.models import count_parameters
-    sys.path.insert(0, HERE)
-    from throughput import forward_flops
+    from tinycnn.models import count_flops, count_parameters
 
     device = args.device
     xp = tinycnn.backend.array_module(device)
@@ -164,7 +162,7 @@ def measure(name: str, args) -> dict:
     model = build(name).to(device)
     row = {"model": name, "input": list(INPUT), "parameters": count_parameters(model)}
     model.eval()
-    row["forward_mflop_per_image"] = forward_flops(model, tinycnn.randn(1, *INPUT, device=device)) / 1e6
+    row["forward_mmac_per_image"] = count_flops(model, INPUT) / 1e6
 
     optimizer = tinycnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
@@ -332,7 +330,7 @@ def main():
         print(f"acc: CIFAR-10 test accuracy (10,000 images) after {budget}, all 50,000 training images; recipe: "
               + ", ".join(f"{key} {value}" for key, value in RECIPE.items()))
     print()
-    header = (f"{'model':<17}{'params':>12}{'MFLOP/img':>11}{'train img/s':>12}{'b1 ms':>8}{'ms/img':>8}"
+    header = (f"{'model':<17}{'params':>12}{'MMAC/img':>11}{'train img/s':>12}{'b1 ms':>8}{'ms/img':>8}"
               f"{'peak MB':>9}{'acc':>8}{'epochs':>8}{'wall s':>8}{'waited':>8}")
     print(header)
     print("-" * len(header))
@@ -357,7 +355,7 @@ def main():
         epochs = f"{row['epochs_seen']:.2f}" if "epochs_seen" in row else "-"
         wall = f"{row['train_wall_s']:.0f}" if "train_wall_s" in row else "-"
         waited = f"{row['waited_for_cores_s']:.0f}" if "waited_for_cores_s" in row else "-"
-        print(f"{name:<17}{row['parameters']:>12,}{row['forward_mflop_per_image']:>11.1f}{row['train_img_s']:>12.1f}"
+        print(f"{name:<17}{row['parameters']:>12,}{row['forward_mmac_per_image']:>11.1f}{row['train_img_s']:>12.1f}"
               f"{row['latency_b1_ms']:>8.1f}{row['latency_batch_ms'] / row['infer_batch']:>8.2f}{peak:>9}{acc:>8}"
               f"{epochs:>8}{wall:>8}{waited:>8}", flush=True)
 
