@@ -26,7 +26,7 @@ from tinycnn import models, optim, viz
 from tinycnn.data import MNIST, MNIST_MEAN, MNIST_STD, Compose, DataLoader, Normalize, Subset, ToFloat
 from lesson_utils import Lesson
 
-lesson = Lesson(__file__, __doc__, needs_data=True)
+lesson = Lesson(__file__, __doc__, needs_data=True, uses_lenet5=True)
 started = time.perf_counter()
 
 # ---------------------------------------------------------------------------------------

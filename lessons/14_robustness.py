@@ -28,7 +28,7 @@ from tinycnn.data import MNIST, MNIST_MEAN, MNIST_STD, Compose, DataLoader, Norm
 from tinycnn.train import evaluate, fit
 from lesson_utils import Lesson
 
-lesson = Lesson(__file__, __doc__, needs_data=True)
+lesson = Lesson(__file__, __doc__, needs_data=True, uses_lenet5=True)
 started = time.perf_counter()
 
 # ---------------------------------------------------------------------------------------
