@@ -246,13 +246,20 @@ def _resize_bilinear(maps: np.ndarray, height: int, width: int) -> np.ndarray:
     return rows[:, :, x0] * (1 - wx) + rows[:, :, x1] * wx                 # (N, height, width)
 
 
-def overlay_heatmap(images, heatmaps, path, titles=None, alpha=0.5, title=None) -> Path:
-    """Heatmaps (saliency, Grad-CAM) drawn in the "jet" colormap over their images.
+def overlay_heatmap(images, heatmaps, path, titles=None, alpha=0.6, title=None, cmap="jet") -> Path:
+    """Heatmaps (saliency, Grad-CAM) drawn in colour over their images.
 
     ``images``: (N, C, H, W) (see :func:`to_display`); ``heatmaps``: (N, h, w),
     upsampled bilinearly to (H, W) when smaller. Each heatmap is min-max scaled to
-    [0, 1] on its own; ``alpha`` is its opacity.
+    [0, 1] on its own (an all-zero map stays 0: nothing is drawn over it).
+
+    So that both the image and the heat stay readable, colour images are shown in grey
+    under the heat (a colour map cannot be read on top of colours), and each pixel's
+    heat colour is as opaque as it is hot: ``alpha`` x heat, so cold regions show the
+    image untouched and only the hot ones are tinted.
     """
+    from matplotlib import colormaps
+
     shown = to_display(images)
     heatmaps = _as_numpy(heatmaps).astype(np.float64)
     if heatmaps.ndim != 3:
@@ -264,12 +271,17 @@ def overlay_heatmap(images, heatmaps, path, titles=None, alpha=0.5, title=None) 
     low = heatmaps.min(axis=(1, 2), keepdims=True)
     span = heatmaps.max(axis=(1, 2), keepdims=True) - low
     heatmaps = (heatmaps - low) / np.where(span > 0, span, 1.0)
+    if shown.ndim == 4:                                            # RGB -> grey (luminance)
+        shown = shown @ np.array([0.299, 0.587, 0.114])
     if titles is not None:
         _check_length("titles", titles, len(shown))
+    colour = colormaps[cmap]
     fig, axes = _grid(len(shown), cell=2.0, title=title)
     for i, ax in enumerate(axes):
         _show(ax, shown[i])
-        ax.imshow(heatmaps[i], cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0)
+        rgba = colour(heatmaps[i])                                 # (H, W, 4)
+        rgba[..., 3] = alpha * heatmaps[i]
+        ax.imshow(rgba, interpolation="nearest")
         if titles is not None:
             ax.set_title(str(titles[i]), fontsize=8)
     return _save(fig, path)
