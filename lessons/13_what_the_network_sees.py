@@ -232,8 +232,7 @@ names = [f"{shapes_test.classes[p]}" + ("" if p == t else f" (true: {shapes_test
          for p, t in zip(predicted, shapes_test.labels[:n_show_shapes])]
 viz.plot_image_grid(images, lesson.figure("shapes_images.png"), titles=names, title="Shapes test images, predicted")
 viz.overlay_heatmap(images, cam, lesson.figure("gradcam_shapes.png"), titles=names, alpha=0.8,
-                    title=f"Grad-CAM on the last conv block ({cam.shape[1]}x{cam.shape[2]}, upsampled) "
-                          "over the image in grey")
+                    title=f"Grad-CAM, last conv block ({cam.shape[1]}x{cam.shape[2]}), on grey images")
 # How much of each map's heat falls on the figure? Shapes knows where it drew each figure
 # only as pixels that differ from the background, so we measure it roughly: the share of
 # the heat inside the figure's bounding box, which a map spread evenly would give as the
