@@ -225,15 +225,17 @@ viz.plot_curves({f"{name} (lr {lr:g})": smooth(losses) for (name, lr), (losses, 
                 title="Small CNN on 16x16 Shapes: same start, same batches, four optimizers")
 
 # In the numbers above (and optimizers_loss.png) all four start at about log(6) = 1.79,
-# the loss of guessing uniformly among 6 classes. Plain SGD at lr 0.01 makes the slowest
-# progress (1.39 at the end, 42% test accuracy). Momentum, with the same lr, is clearly
-# faster (1.04, 52%): along consistent directions its steps add up to lr / (1 - 0.9) =
-# 10 lr. Nesterov is a little better still (0.95, 59%). Adam (1.18, 50%) moves every
-# weight by about lr per step regardless of its gradient's scale, so it needs no tuning of
-# the rate to the size of the gradients - which is why it is the forgiving default for a
-# new problem, while well-tuned SGD with momentum (lesson 6) remains the classic choice for
-# the last percent on image data. (With a few hundred steps the test accuracies are still
-# far from lesson 5's 95%; the ordering of the runs is the point here.)
+# the loss of guessing uniformly among 6 classes. Plain SGD at lr 0.01 should make the
+# slowest progress (the highest final loss, the lowest accuracy). Momentum, with the same
+# lr, should be clearly faster: along consistent directions its steps add up to
+# lr / (1 - 0.9) = 10 lr. Nesterov is usually a little better still. Adam moves every
+# weight by about lr per step regardless of its gradient's scale, so it needs no tuning
+# of the rate to the size of the gradients - which is why it is the forgiving default for
+# a new problem, while well-tuned SGD with momentum (lesson 6) remains the classic choice
+# for the last percent on image data. (With a few hundred steps the test accuracies are
+# still far from lesson 5's; the ordering of the runs is the point here, and with one
+# seed and 1,000 test images, differences of a few points between the better three are
+# within noise.)
 
 # ---------------------------------------------------------------------------------------
 # 4. The learning rate: too small, right, too large
