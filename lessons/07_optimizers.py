@@ -273,13 +273,18 @@ for lr in sorted(lr_runs):
     curves[f"SGD lr {lr:g}"] = smooth(np.where(np.isfinite(losses), np.minimum(losses, 10.0), 10.0))
 viz.plot_curves(curves, lesson.figure("learning_rates.png"), xlabel="step",
                 ylabel="training loss (moving average; above 10 drawn at 10)", logy=True,
-                title="Too small (flat), right (falling), too large (explodes, then stuck)")
+                title="Too small (flat), right (falling), too large (explodes at once, then dead)")
 
-# The printout above tells the story. At 1e-4 the loss is still at ~1.8 after all the
-# steps: nothing learned. At 1e-2 it falls slowly, at 1e-1 faster - the best of the
-# four. At 10 the loss jumps within a few steps to astronomical values (1e17), and
-# afterwards sits at or above the 1.79 of guessing, with chance accuracy on the test set:
-# the run is dead (learning_rates.png, the curve that shoots up and never comes down).
+# The printout above tells the story. At 1e-4 the loss should still be near the 1.79 of
+# guessing after all the steps: nothing learned. At 1e-2 it falls slowly, at 1e-1 faster
+# (despite a bump early on: see its "highest") - the best of the four. At 10 the loss
+# jumps within the first few steps to an astronomical value (its "highest"), then comes
+# back down - but only to about the loss of guessing or above, and stays there, with
+# chance accuracy on the test set (1 in 6). In learning_rates.png its curve starts at the
+# clip (10), falls in the first few dozen steps and then runs flat above all the others:
+# it does not diverge forever, it is dead. The one huge step threw the weights so far
+# that most ReLUs are off for every input and the network outputs about the same scores
+# whatever it sees; no gradient can bring those units back.
 # When a loss explodes or goes nan, the first suspect is the learning rate (the second,
 # lesson 4's naive softmax).
 #
