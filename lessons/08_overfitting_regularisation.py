@@ -248,7 +248,7 @@ viz.plot_bars({name: 100 * r["test"] for name, r in results.items()}, lesson.fig
               ylabel="test accuracy (%)", title=f"Test accuracy after {epochs} epochs on {n_train} digits")
 viz.plot_bars({name: 100 * r["gap"] for name, r in results.items()}, lesson.figure("generalisation_gap.png"),
               ylabel="train - validation accuracy (points)", title="The generalisation gap (smaller is better)")
-shown = ["baseline", "dropout 0.3", "weight decay 5e-4", "horizontal flip", "rotate+scale+crop", "all combined"]
+shown = ["baseline", "dropout 0.3", "Adam L2 5e-4", "horizontal flip", "rotate+scale+crop", "all combined"]
 viz.plot_curves({name: ([h["epoch"] for h in results[name]["history"]],
                         [100 * h["val_accuracy"] for h in results[name]["history"]]) for name in shown},
                 lesson.figure("val_accuracy_curves.png"), xlabel="epoch", ylabel="validation accuracy (%)",
