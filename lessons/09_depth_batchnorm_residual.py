@@ -173,8 +173,8 @@ viz.plot_curves({name: (layers, norms) for name, norms in at_init.items()}, less
 #   training moves the weights.)
 # * plain + BN: batch norm rescales every layer's output to mean 0 and variance 1 over the
 #   batch, so the signal keeps its size at any depth whatever the weights, and the
-#   gradients come back at comparable sizes in every layer - within a factor of ten from
-#   the first layer to the last, instead of a factor of millions. (Its forward and its
+#   gradients come back at comparable sizes in every layer: look at the last/first column,
+#   within a factor of about ten instead of a factor of millions. (Its forward and its
 #   three-term backward: tinycnn/functional/norm.py.)
 # * residual + BN: compare its last/first column with the others. In y = x + F(x) the
 #   derivative is dy/dx = 1 + dF/dx: the "1" is a path along which the gradient can flow
@@ -233,7 +233,7 @@ for name, net in (("residual + BN", nets["residual + BN"]), ("... last gamma = 0
 print("\nfirst convolution's gradient per weight at initialisation, against Adam's eps = 1e-8:")
 for name, grads in first_layer_grads.items():
     median = float(np.median(grads))
-    print(f"  {name:<14} median |g| {median:.1e}  ->  Adam's first step is {median / (median + 1e-8):.0%} "
+    print(f"  {name:<14} median |g| {median:.1e}  ->  Adam's first step is {median / (median + 1e-8):.2%} "
           f"of a full-size step")
 # The plain network's first-layer gradients should come out far below eps (a tiny fraction
 # of a full step: Adam cannot rescue them), while the BN networks' are far above it.
