@@ -221,10 +221,12 @@ for name, net in (("original network", model), ("after adversarial training", ro
     one_step = accuracy_under_attack(net, fgsm, train_eps)
     many_steps = accuracy_under_attack(net, lambda n, x, y, e: pgd(n, x, y, e, pgd_steps), train_eps)
     print(f"  {name:<27} FGSM {100 * one_step:6.2f}%   PGD {100 * many_steps:6.2f}%")
-# PGD should do at least as much damage as FGSM on both networks, and usually far more on
-# the adversarially trained one: part of what FGSM training buys is robustness to FGSM
-# itself (the gradient at the clean image stops pointing anywhere useful), not to small
-# changes in general. Training against PGD is the defence that holds up best today - at
+# PGD should do clearly more damage than FGSM on both networks: a one-step attack
+# overstates how robust a network is. Compare the adversarially trained network's two
+# numbers: its robustness is real (both should be above the original network's), but
+# smaller than FGSM says. Part of what FGSM training buys is robustness to FGSM itself -
+# the gradient at the clean image can stop pointing anywhere useful - not to small
+# changes in general. Training against PGD is the defence that holds up best today, at
 # several times the training cost.
 
 viz.plot_curves({"FGSM, original network": (epsilons, [100 * a for a in fgsm_accuracy]),
