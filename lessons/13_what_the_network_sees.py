@@ -124,11 +124,11 @@ sal, predicted = saliency(model, digits)
 viz.overlay_heatmap(mnist_test.images[:n_show], sal, lesson.figure("saliency_mnist.png"), alpha=0.6,
                     titles=[f"predicted {p}" for p in predicted], title="Saliency |d score / d pixel|")
 
-# saliency_mnist.png: the sensitive pixels lie on and right next to the strokes, and
-# especially where a small change would turn the digit into another one - the gap at the
-# top of a 4 (closing it makes a 9), the ends of a 7's bar. Saliency maps are noisy: a
-# gradient describes a tiny neighbourhood of the image, and with ReLUs it jumps from pixel
-# to pixel.
+# saliency_mnist.png: the sensitive pixels should lie on and right next to the strokes,
+# often where a small change would turn the digit into another one (look at the top of
+# the 4s, where closing the gap would make a 9, and at the 7's bar). Saliency maps are
+# noisy: a gradient describes a tiny neighbourhood of the image, and with ReLUs it jumps
+# from pixel to pixel.
 
 # ---------------------------------------------------------------------------------------
 # 5. Grad-CAM: which regions does the decision rest on?
