@@ -121,8 +121,8 @@ for eps, a, b in zip(epsilons, fgsm_accuracy, noise_accuracy):
     print(f"{eps:8.3f} {100 * a:7.2f}% {100 * b:12.2f}%")
 
 # The table is the lesson in numbers; compare its two columns row by row. Random changes of
-# +-epsilon per pixel should cost little (a point or a few even at the largest epsilon -
-# the network has seen messy digits). The *same size* of change, pointed by the gradient,
+# +-epsilon per pixel should cost little: nothing at small epsilon, and only a few points
+# at the largest (the network has seen messy digits), against tens of points for FGSM. The *same size* of change, pointed by the gradient,
 # brings the accuracy down steeply: look at how much is left at epsilon = 0.1, and at
 # 0.25-0.3, where it should be near or below chance (10%). Epsilon = 0.1 is a
 # faint grey haze on the black background; you still read every digit effortlessly.

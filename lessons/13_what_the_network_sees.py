@@ -268,8 +268,8 @@ viz.overlay_heatmap(images, sal, lesson.figure("saliency_shapes.png"), titles=na
 # trained on purpose on photos where every wolf stood in snow, was explained as looking at
 # the snow, not the animal - it had learnt the background. Grad-CAM asks the same
 # question of a CNN's last layer. Use such tools before trusting a model, especially one
-# trained on data you did not collect yourself - and remember the empty 9 above: an
-# explanation is a summary, and it can be silent or wrong too.
+# trained on data you did not collect yourself - and remember how sparse (or empty) some
+# digits' maps came out above: an explanation is a summary, and it can be silent or wrong too.
 
 print(f"\nlesson 13 took {time.perf_counter() - started:.0f}s")
 lesson.finish()
