@@ -167,8 +167,9 @@ for factor in (1.0, 0.25):
 # What the numbers usually say (they depend on the network's training; the ranking line
 # above gives yours):
 #
-# * Low light looks harmless to us - the digit is all there, only dimmer - but it is
-#   among the costliest corruptions for the network, rising steeply with severity. Not
+# * Low light looks harmless to us - the digit is all there, only dimmer - but it costs
+#   the network many points at the harsh severities, far more than blur (with lesson 6's
+#   network it was the second-largest drop, with the quickly trained one the third). Not
 #   because the pattern shrinks (the ReLUs and max pools keep *where* the strongest
 #   responses are), but because of the lines just printed: the stroke/background
 #   contrast the network learnt shrinks by the factor, while the background stays where
