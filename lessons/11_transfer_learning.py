@@ -158,7 +158,7 @@ viz.plot_curves({method: (per_class, [100 * a for a in accs]) for method, accs i
 #   scratch has too little to learn *to see* from, while the MNIST features already
 #   respond to edges, bars and blobs - which shirts and trousers have too. The fine-tuned
 #   row should beat scratch (the "difference to scratch" line: positive numbers), by a
-#   point or a few. Frozen features usually do too, but not at every budget: a difference
+#   point or a few. Frozen features usually do too (not always at every budget): a difference
 #   under a point or so, on 2,000 test images and one seed, is noise.
 # * Frozen and fine-tuned stay close, within a couple of points; which of the two wins
 #   changes with the seed and with the source network. Freezing leaves less to overfit;
