@@ -301,3 +301,32 @@ viz.plot_curves(curves, lesson.figure("learning_rates.png"), xlabel="step",
 
 print(f"\nThe lesson took {time.perf_counter() - started:.0f}s.")
 lesson.finish()
+
+# ---------------------------------------------------------------------------------------
+# Where this lives (the reference floor: read these next)
+#   tinycnn/optim/sgd.py           sgd_update: plain, momentum and Nesterov, weight decay
+#   tinycnn/optim/adam.py          adam_update: the two running averages, bias correction, eps
+#   tinycnn/optim/optimizer.py     what every optimizer shares: param groups, zero_grad, state
+#   tinycnn/optim/lr_scheduler.py  the schedules that keep the rate just below divergence
+#   tinycnn/tensor.py              the two-number "loss" of section 2 is a graph like any other
+# ---------------------------------------------------------------------------------------
+#
+# Questions
+#   1. With momentum 0.9, how large does a step become along a direction whose gradient
+#      stays the same, compared with plain SGD at the same lr?
+#   2. Why does plain SGD crawl along the valley's x direction but not along y?
+#   3. Why does Adam's first path on the valley run along the diagonal?
+#   4. After lr = 10 the loss comes back down to about log(6) and stays there. Why is the
+#      network not learning any more?
+#
+# Answers (try first)
+#   1. The velocity sums g + 0.9 g + 0.81 g + ... = g / (1 - 0.9) = 10 g: ten times the step.
+#   2. The step is lr times the gradient; along x the curvature is 1, so x shrinks by
+#      1 - lr = 0.99 per step; along y it is 40, so y shrinks by 1 - 40 lr = 0.6 per step.
+#   3. At the start m / sqrt(s) is about sign(g) for each coordinate: both coordinates move
+#      by about lr, whatever their gradients' sizes.
+#   4. The huge first steps threw the weights so far that most ReLUs are off for every
+#      input: those units pass no gradient, and the output no longer depends on the image,
+#      so the best the network can do is predict the class frequencies (loss ~ log 6).
+#
+# Exercises: lessons/exercises/07_optimizers.py — check your work with: python lessons/check.py 07
