@@ -316,8 +316,8 @@ lesson.finish()
 #      stays the same, compared with plain SGD at the same lr?
 #   2. Why does plain SGD crawl along the valley's x direction but not along y?
 #   3. Why does Adam's first path on the valley run along the diagonal?
-#   4. After lr = 10 the loss comes back down to about log(6) and stays there. Why is the
-#      network not learning any more?
+#   4. After lr = 10 the loss comes back down, but only to about log(6) or above, and stays
+#      there. Why is the network not learning any more?
 #
 # Answers (try first)
 #   1. The velocity sums g + 0.9 g + 0.81 g + ... = g / (1 - 0.9) = 10 g: ten times the step.
@@ -327,6 +327,6 @@ lesson.finish()
 #      by about lr, whatever their gradients' sizes.
 #   4. The huge first steps threw the weights so far that most ReLUs are off for every
 #      input: those units pass no gradient, and the output no longer depends on the image,
-#      so the best the network can do is predict the class frequencies (loss ~ log 6).
+#      so it can do no better than guessing (a loss at or above log 6, chance accuracy).
 #
 # Exercises: lessons/exercises/07_optimizers.py — check your work with: python lessons/check.py 07
