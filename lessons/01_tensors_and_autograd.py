@@ -68,10 +68,16 @@ print("loss ->", loss)
 # Nothing mysterious is stored: follow `grad_fn` and each Function's `inputs` from the loss
 # back to the leaves, and you have walked the whole graph. Leaves are the tensors we made
 # ourselves (`is_leaf`); a leaf with requires_grad=True is where gradients are collected.
-def show_graph(tensor, names, depth=0):
-    """Print the graph that ends at `tensor`, one node per line, inputs indented."""
+def show_graph(tensor, names, depth=0, shown=None):
+    """Print the graph that ends at `tensor`, one node per line, inputs indented; a node
+    reached a second time (a tensor used twice) is named, not printed again."""
+    shown = set() if shown is None else shown
     pad = "    " * depth
     name = names.get(id(tensor), "")
+    if id(tensor) in shown and tensor.grad_fn is not None:
+        print(f"{pad}{name or 'tensor'}  <- the same node again (its graph is printed above)")
+        return
+    shown.add(id(tensor))
     if tensor.grad_fn is None:
         kind = "leaf, requires_grad" if tensor.requires_grad else "constant"
         print(f"{pad}{name or 'tensor'} ({kind}) shape {tensor.shape}")
@@ -79,7 +85,7 @@ def show_graph(tensor, names, depth=0):
     print(f"{pad}{name or 'tensor'} = {type(tensor.grad_fn).__name__}(...)  shape {tensor.shape}")
     for inp in tensor.grad_fn.inputs:
         if isinstance(inp, tinycnn.Tensor):
-            show_graph(inp, names, depth + 1)
+            show_graph(inp, names, depth + 1, shown)
         elif isinstance(inp, (int, float)) and not isinstance(inp, bool):
             print(f"{pad}    {inp!r} (a Python number: a constant)")
         # other arguments (an axis, a flag) are settings of the op, not part of the graph
@@ -89,9 +95,20 @@ show_graph(loss, {id(loss): "L", id(err): "err", id(y): "y", id(z): "z", id(s): 
                   id(w): "w", id(b): "b", id(x): "x"})
 
 # The printout above reads bottom-up like the formula: wx = Mul(w, x), s = Sum(wx),
-# z = Add(s, b), y = Tanh(z), err = Sub(y, 0.8), L = Pow(err, 2). The graph is a tree of
-# Functions whose leaves are w, b (weights: gradients wanted) and x, 0.8, 2 (constants: the
-# backward pass will not waste work on them).
+# z = Add(s, b), y = Tanh(z), err = Sub(y, 0.8), L = Pow(err, 2). Its leaves are w, b
+# (weights: gradients wanted) and x, 0.8, 2 (constants: the backward pass will not waste
+# work on them).
+#
+# This neuron happens to print as a tree, because every tensor is used once. In general
+# the graph is a DAG (a directed acyclic graph): a tensor used twice has two arrows leaving
+# it, and backward() must add up the gradient arriving along each. Here y = tanh(z) feeds
+# both factors of y * y, and the walk reaches y twice:
+y_twice = y * y
+show_graph(y_twice, {id(y_twice): "y*y", id(y): "y", id(z): "z", id(s): "s", id(wx): "wx",
+                     id(w): "w", id(b): "b", id(x): "x"})
+# y is one node with two arrows into Mul. backward() visits it once, after adding the two
+# gradients that arrive (y and y: 2y in all) - section 3 explains the order that makes
+# this possible.
 
 # ---------------------------------------------------------------------------------------
 # 3. backward(): the chain rule, run in reverse
@@ -147,8 +164,9 @@ for name, auto, numeric in [("dL/dw1", w.grad.numpy()[0], numeric_w[0]),
                             ("dL/db", b.grad.item(), numeric_b)]:
     print(f"{name:<10}{auto:>14.7f}{numeric:>14.7f}{abs(auto - numeric):>14.2e}")
 
-# The three gradients agree to about 1e-8: the float32 rounding of autograd's result, not
-# a mistake. Lesson 2 turns this check into a tool, `tinycnn.gradcheck`, and runs it on
+# Look at the last column: the differences are around 1e-8, the float32 rounding of
+# autograd's result (float32 keeps ~7 digits of numbers near 0.5), not a mistake. A wrong
+# formula would miss by something like the gradient itself. Lesson 2 turns this check into a tool, `tinycnn.gradcheck`, and runs it on
 # every layer of the library.
 
 # ---------------------------------------------------------------------------------------
@@ -174,6 +192,15 @@ try:
     loss_again.backward()
 except RuntimeError as error:
     print(f"backward() twice on one graph -> RuntimeError: {error}")
+
+# With retain_graph=True the saved arrays stay, and a second walk works (and, again, adds):
+loss_kept = (((w * x).sum() + b).tanh() - t) ** 2
+loss_kept.backward(retain_graph=True)
+first = w.grad.numpy().copy()
+loss_kept.backward()                                  # the last walk may free the arrays
+print(f"retain_graph=True: first walk w.grad = {first}, after the second {w.grad.numpy()} (twice again)")
+w.grad = None
+b.grad = None
 
 # ---------------------------------------------------------------------------------------
 # 6. no_grad(): computing without recording
@@ -202,8 +229,8 @@ for step in range(3):
         b.data -= learning_rate * b.grad.data
     print(f"step {step}: loss {loss.item():.6f}")
 
-# The loss printed above falls from 0.0897 to 0.0050 to 0.0031: the neuron's output moves
-# towards the target 0.8. Every training loop in these lessons is this loop, with an
+# The loss printed above falls at every step (by a lot at the first, less after): the
+# neuron's output moves towards the target 0.8. Every training loop in these lessons is this loop, with an
 # optimizer doing the update and a CNN in place of the neuron.
 
 # ---------------------------------------------------------------------------------------
@@ -212,7 +239,9 @@ for step in range(3):
 # Autograd works on whole arrays at once. Take f(u) = u * tanh(u - 1) * exp(-u^2 / 8) at
 # many points u; each f(u_i) depends only on u_i, so the gradient of sum_i f(u_i) with
 # respect to u_i is just f'(u_i). One backward() gives the whole derivative curve, which
-# we draw beside the finite-difference one (figure derivative.png).
+# we draw beside the finite-difference one (figure derivative.png: the finite differences
+# are dots, which should sit on the autograd line; the printed maximum difference says how
+# close - far below what the eye can see).
 # ---------------------------------------------------------------------------------------
 print("\n7. f and f' along a line")
 n_points = lesson.pick(quick=101, default=401, full=2001)
@@ -239,11 +268,15 @@ fd_derivative = (f(u_np + 1e-6) - f(u_np - 1e-6)) / 2e-6
 print(f"{n_points} points in [-6, 6], float64: max |autograd - exact| = "
       f"{np.abs(auto_derivative - f_prime_exact(u_np)).max():.1e}, "
       f"max |autograd - finite difference| = {np.abs(auto_derivative - fd_derivative).max():.1e}")
+fd_name = "f'(u), finite differences (dots)"
 viz.plot_curves({"f(u)": (u_np, f(u_np)),
                  "f'(u), autograd": (u_np, auto_derivative),
-                 "f'(u), finite differences (every 8th point)": (u_np[::8], fd_derivative[::8])},
+                 fd_name: (u_np[::max(1, n_points // 50)], fd_derivative[::max(1, n_points // 50)])},
                 lesson.figure("derivative.png"), xlabel="u", ylabel="value",
-                title="f(u) = u tanh(u-1) exp(-u²/8) and its derivative")
+                title="f(u) = u tanh(u-1) exp(-u²/8) and its derivative",
+                styles={"f(u)": {"color": "0.6", "linestyle": "--"},
+                        "f'(u), autograd": {"linewidth": 2.5},
+                        fd_name: {"linestyle": "none", "marker": "o", "markersize": 5, "color": "black"}})
 
 # ---------------------------------------------------------------------------------------
 # 8. How small should h be?
@@ -270,18 +303,21 @@ for name, errs in errors.items():
     best = np.nanargmin(errs)
     print(f"{name}: smallest error {errs[best]:.1e} at h = {steps[best]:.0e}; "
           f"at h = 1e-6 the error is {errs[np.argmin(np.abs(steps - 1e-6))]:.1e}")
-# (plot_curves has a log y axis but no log x axis, so we plot against log10(h) instead.)
-viz.plot_curves({name: (np.log10(steps), np.maximum(errs, 1e-17)) for name, errs in errors.items()},
-                lesson.figure("finite_difference_error.png"), xlabel="log10(step h)",
-                ylabel="|finite difference - exact derivative|", logy=True,
+viz.plot_curves({name: (steps, np.maximum(errs, 1e-17)) for name, errs in errors.items()},
+                lesson.figure("finite_difference_error.png"), xlabel="step h",
+                ylabel="|finite difference - exact derivative|", logy=True, logx=True,
                 title="Rounding error (small h, left) vs truncation error (large h, right)")
 
-# The V shape of the figure is the whole story. In float32 the error never gets much below
-# 1e-6 even at the best step (around 1e-2), and at h = 1e-6 the derivative is already wrong
-# in the second digit: useless for checking a gradient. In float64, h = 1e-6 sits at the
-# bottom of the V with about 11 correct digits. That is why gradient checking (lesson 2)
-# always runs in float64 with h = 1e-6. (The float32 curve stops near h = 1e-7: below that,
+# The V shape of the figure is the whole story: rounding error on the left (tiny h),
+# truncation error on the right (large h). Compare the two printed lines: float32's best error is only a few
+# millionths, at a large step near 1e-2, and at h = 1e-6 its error is a sizeable fraction
+# of the derivative itself (which is about 1 here): useless for checking a gradient. In
+# float64 the bottom of the V lies near h = 1e-6, with an error around 1e-11 - some 11
+# correct digits. That is why gradient checking (lesson 2) runs in float64 with h = 1e-6. (The float32 curve stops near h = 1e-7: below that,
 # 1.5 + h rounds back to 1.5 in float32, and the difference quotient is 0/0.)
+#
+# (The float64 curve is jagged on the rounding side because rounding errors are
+# pseudo-random; on the truncation side it is a straight line of slope 2 - the h^2.)
 #
 # What to remember
 #   * A tensor with requires_grad=True records every op applied to it: grad_fn -> inputs.
@@ -290,3 +326,34 @@ viz.plot_curves({name: (np.log10(steps), np.maximum(errs, 1e-17)) for name, errs
 #   * Use no_grad() whenever you don't need gradients.
 
 lesson.finish()
+
+# ---------------------------------------------------------------------------------------
+# Where this lives (the reference floor: read these next)
+#   tinycnn/tensor.py           Tensor, requires_grad, grad_fn, backward() (the topological
+#                               sort and the reverse walk), no_grad, detach, retain_graph
+#   tinycnn/functional/math.py  the Functions in the graph above (Mul, Sum, Add, Tanh, Pow, ...),
+#                               each backward beside its forward, broadcasting-aware
+#   tinycnn/gradcheck.py        the finite-difference check of section 4, as a tool (lesson 2)
+# ---------------------------------------------------------------------------------------
+#
+# Questions
+#   1. Why does backward() add into .grad instead of overwriting it?
+#   2. In section 2's y * y, what gradient reaches y, and how does the engine get it?
+#   3. Why do gradient checks run in float64 with h around 1e-6, not float32?
+#   4. What do no_grad() and detach() each save, and when would you use each?
+#
+# Answers (try first)
+#   1. A tensor used in several places must receive the sum of the gradients from each use
+#      (the multivariable chain rule); adding is what makes that work. The price: a training
+#      loop must zero the gradients before each backward, or batches pile up.
+#   2. d(y^2)/dy = 2y: the Mul's backward sends y (the other factor) along each of its two
+#      input edges, and both land on y and are added before y passes its gradient on to z.
+#      The topological order guarantees y is processed only after all its users.
+#   3. Central differences subtract two nearly equal numbers; the rounding error grows like
+#      machine epsilon / h. float32's epsilon (~1e-7) leaves almost no correct digits at
+#      h = 1e-6; float64's (~1e-16) leaves about 11 (section 8's figure and printout).
+#   4. no_grad() records no graph for a whole block (evaluation, the optimizer's update):
+#      no saved arrays, less memory and time. detach() returns one tensor cut from the
+#      graph (same numbers), e.g. to log a value or to stop gradients flowing into a part.
+#
+# Exercises: lessons/exercises/01_tensors_and_autograd.py — check your work with: python lessons/check.py 01

@@ -144,10 +144,11 @@ for name, (fn, inputs) in cases.items():
 print(f"{len(cases)} ops checked in {time.perf_counter() - start_all:.1f}s; "
       f"worst relative error {max(errors.values()):.1e} ({max(errors, key=errors.get)})")
 
-# Read the table above: every op passes, with relative errors between about 1e-10 and
-# 1e-9. That is the size of float64 rounding amplified by the 1/(2 eps) of the
-# difference quotient - lesson 1's figure showed ~1e-10 is all h = 1e-6 can resolve. A
-# backward with a real mistake is off by 1e-2 or more, as we will see next: there is a
+# Read the table above: every op should pass, with relative errors around 1e-10 to 1e-9
+# (the line under the table prints the worst). That is the size of float64 rounding
+# amplified by the 1/(2 eps) of the difference quotient - lesson 1's figure showed that
+# ~1e-10 is about all h = 1e-6 can resolve. A backward with a real mistake is off by 1e-2
+# or more, as we will see next: there is a
 # gap of many orders of magnitude between "right" and "wrong", which is what makes the
 # check trustworthy. (Max pooling and ReLU have kinks, where the derivative jumps; with
 # random inputs no element lands within eps of one, so the check is safe there too.)
@@ -223,9 +224,14 @@ for name, (fn, inputs) in custom.items():
 tinycnn.gradcheck(lambda x, w: BuggyMatMul.apply(x, w), [x_check.detach(), w_check], names=["x", "w"])
 print("  BuggyMatMul with x held constant: the gradient for w passes - the bug is in the x formula")
 
+correct = [err for name, err in errors.items() if not name.startswith("Buggy")]
+buggy = [err for name, err in errors.items() if name.startswith("Buggy")]
+print(f"  worst correct op: {max(correct):.1e};  best buggy op: {min(buggy):.1e}  -> a gap of "
+      f"{np.log10(min(buggy) / max(correct)):.0f} orders of magnitude between right and wrong")
+
 # Figure gradcheck_digits.png puts all of them side by side as "digits of agreement",
-# -log10(relative error): about 9-10 digits for every library op and our correct versions,
-# less than one digit for the two bugs.
+# -log10(relative error): look for 9-10 digits on every library op and our correct
+# versions, and less than one digit on the two bugs.
 viz.plot_bars({name: -np.log10(max(err, 1e-17)) for name, err in errors.items()},
               lesson.figure("gradcheck_digits.png"), ylabel="-log10(relative error)",
               title="Digits of agreement between backward() and finite differences (float64)")
@@ -233,7 +239,7 @@ viz.plot_bars({name: -np.log10(max(err, 1e-17)) for name, err in errors.items()}
 # The messages above point at the culprit: the check names the input whose gradient is
 # wrong (x, for both bugs; the matmul's w-gradient passes), how many elements are off,
 # and the worst one's analytic and numeric values. Note how far apart the relative errors
-# are: ~1e-10 for the correct ops, 0.4-0.5 for the buggy ones.
+# are (the "gap" line above): the correct ops sit near 1e-10, the buggy ones near 1.
 
 # ---------------------------------------------------------------------------------------
 # 4. The picture of a bug
@@ -267,3 +273,35 @@ plt.close(fig)
 #   * Random ops (dropout) must draw the same randomness on every call: fix the seed.
 
 lesson.finish()
+
+# ---------------------------------------------------------------------------------------
+# Where this lives (the reference floor: read these next)
+#   tinycnn/gradcheck.py         gradcheck and GradcheckError: the loop of section 1, with the
+#                                random reduction, per-input reports and tolerances
+#   tinycnn/tensor.py            Function: forward on raw arrays, backward, apply()
+#   tinycnn/functional/conv.py, pool.py, norm.py, activation.py, dropout.py, loss.py, linear.py
+#                                the backward formulas the table above checked
+#   tests/test_autograd.py       how the library keeps these checks in its tests
+# ---------------------------------------------------------------------------------------
+#
+# Questions
+#   1. Why is the output reduced with fixed random weights r instead of a plain sum?
+#   2. Why does a relative error of 1e-10 count as "exact", and 1e-2 as a bug?
+#   3. BuggyMatMul's gradient has the right shape. What check would catch it without
+#      finite differences, and why do shapes catch so few backward bugs?
+#   4. Why must dropout draw the same mask on every call of a gradient check?
+#
+# Answers (try first)
+#   1. With a plain sum only the sum over outputs of each gradient is tested; errors of
+#      opposite sign in different outputs can cancel (a softmax's rows of a plain sum have
+#      gradient 0 whatever the backward says). Random weights make cancellation unlikely.
+#   2. float64 rounding amplified by 1/(2h) gives errors around 1e-10 (lesson 1, section 8);
+#      a wrong formula is off by a fraction of the gradient itself. Nothing correct lands in
+#      between, so the many orders of magnitude of gap make the verdict unambiguous.
+#   3. Only a numeric or algebraic one (e.g. the identity <dL/dx, v> = directional
+#      derivative). Shapes only catch a mismatched layout; transposes of square matrices,
+#      missing factors and wrong signs keep the shape.
+#   4. The numeric gradient compares f(x + h) with f(x - h): if a new mask were drawn for
+#      each, the difference would measure the change of mask, not of x.
+#
+# Exercises: lessons/exercises/02_gradient_checking.py — check your work with: python lessons/check.py 02

@@ -64,6 +64,31 @@ def conv2d_loops(x, w, b, stride=1, padding=0):
     return out
 
 
+def conv2d_all_loops(x, w, b, stride=1, padding=0, as_lists=False):
+    """The same, with the innermost sum over (c, u, v) as Python loops too: nothing left to
+    NumPy. ``as_lists``: read the numbers from Python lists instead of NumPy arrays."""
+    N, C, H, W = x.shape
+    O, _, KH, KW = w.shape
+    xpad = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    w_list = w
+    if as_lists:
+        xpad, w_list = xpad.tolist(), w.tolist()
+    OH = (H + 2 * padding - KH) // stride + 1
+    OW = (W + 2 * padding - KW) // stride + 1
+    out = np.zeros((N, O, OH, OW), dtype=x.dtype)
+    for n in range(N):
+        for o in range(O):
+            for i in range(OH):
+                for j in range(OW):
+                    total = float(b[o])
+                    for c in range(C):
+                        for u in range(KH):
+                            for v in range(KW):
+                                total += float(w_list[o][c][u][v] * xpad[n][c][i * stride + u][j * stride + v])
+                    out[n, o, i, j] = total
+    return out
+
+
 # ---------------------------------------------------------------------------------------
 # 2. im2col: the whole convolution as one matrix product
 #
@@ -153,9 +178,33 @@ print(f"im2col+GEMM:{1000 * seconds_gemm:9.2f} ms   -> {seconds_loops / seconds_
 
 # The two outputs agree to float32 rounding (the sums are added in a different order), and
 # the matrix product is two to three orders of magnitude faster (the exact factor printed
-# above depends on the machine, the batch size and how busy the machine is). Our "loops" are even generous - the innermost
-# C*KH*KW multiply-adds already run in NumPy; with that loop in Python too it would be
-# 27 times slower still. Every CNN library since Caffe has used some form of this trick.
+# above depends on the machine, the batch size and how busy the machine is).
+#
+# Our "loops" are even generous: the innermost C*KH*KW = 27 multiply-adds of each output
+# pixel run in NumPy, as one `(window * w[o]).sum()`. Writing that sum as three more Python
+# loops does 27 Python multiply-adds instead of one NumPy call per output pixel. You might
+# expect it to be 27 times slower; measure instead (on one image):
+one = x[:1]
+seconds = {}
+for name, run in [("inner sum in NumPy (conv2d_loops)", lambda: conv2d_loops(one, w, b, padding=1)),
+                  ("inner sum in Python, numbers read from NumPy arrays",
+                   lambda: conv2d_all_loops(one, w, b, padding=1)),
+                  ("inner sum in Python, numbers read from Python lists",
+                   lambda: conv2d_all_loops(one, w, b, padding=1, as_lists=True))]:
+    start = time.perf_counter()
+    result = run()
+    seconds[name] = time.perf_counter() - start
+    assert np.abs(result - out_loops[:1]).max() < 1e-4
+baseline = seconds["inner sum in NumPy (conv2d_loops)"]
+for name, took in seconds.items():
+    print(f"  {name:<53} {1000 * took:7.0f} ms  ({took / baseline:.1f}x the first)")
+# Nowhere near 27x (the printout says how far). Each version is dominated by the
+# interpreter's overhead per step, not by arithmetic: a NumPy call on 27 numbers costs
+# about as much as a few dozen Python steps (so pure Python on lists comes close), and
+# reading a NumPy array one element at a time is slow (each read builds a Python object).
+# The lesson is the same either way: any per-pixel Python loop is hopeless; what matters is
+# handing the machine one big operation. Every CNN library since Caffe has used some form
+# of the im2col trick (or the FFT or Winograd tricks beside it) instead of loops.
 
 # Strided and padded convolutions are the same code; check two more settings:
 for stride, padding in [(2, 1), (1, 0)]:
@@ -298,3 +347,33 @@ print(f"\n6. conv(shift(x)) vs shift(conv(x)), away from the borders: max differ
 #   * Hand-made filters detect edges; a CNN learns its own (lesson 5 shows them).
 
 lesson.finish()
+
+# ---------------------------------------------------------------------------------------
+# Where this lives (the reference floor: read these next)
+#   tinycnn/functional/conv.py   im2col, col2im and conv2d's forward and backward (the
+#                                reference floor: the whole batch, one GEMM per group)
+#   tinycnn/windows.py           the output-size formula and window arithmetic of section 4
+#   tinycnn/fast/conv.py, tinycnn/fast/columns.py   the fast floor: chunks, workers, layouts
+#   tinycnn/nn/conv.py           Conv2d, the module that holds a filter bank as a Parameter
+#   tinycnn/data/shapes.py       the Shapes images of section 5
+# ---------------------------------------------------------------------------------------
+#
+# Questions
+#   1. A conv layer has 16 filters of 3x3 over 3 channels. What is the shape of its weight,
+#      and of the im2col matrix for one 32x32 image with padding 1?
+#   2. What does im2col cost in memory, and why is it still worth it?
+#   3. A 7x7 convolution with stride 2 and padding 3 on a 224x224 input: output size?
+#   4. Why does a convolution not care where in the image an edge is? What breaks that?
+#
+# Answers (try first)
+#   1. Weight (16, 3, 3, 3); columns (3*3*3, 32*32) = (27, 1024); the GEMM is
+#      (16, 27) @ (27, 1024) -> (16, 1024) -> (16, 32, 32).
+#   2. Each input pixel is copied into up to KH*KW columns (9x for 3x3). It pays because
+#      one large matrix product runs near the machine's peak, while loops (or many small
+#      dot products) spend their time in overhead.
+#   3. (224 + 2*3 - 7) // 2 + 1 = 112.
+#   4. The same weights are applied at every position (translation equivariance, section
+#      6). Zero padding at the borders, strides (a shift by one pixel is not a shift of
+#      the output grid) and the flatten + linear layers at the end break it.
+#
+# Exercises: lessons/exercises/03_convolution.py — check your work with: python lessons/check.py 03

@@ -13,13 +13,16 @@ Then why the loss is one fused, stable op: naive softmax overflows at logits of 
 # should be able to predict before you print it.
 # ---------------------------------------------------------------------------------------
 
-import numpy as np
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
-import tinycnn
-import tinycnn.functional as F
-from tinycnn import viz
-from tinycnn.data import Shapes
-from lesson_utils import Lesson
+import tinycnn  # noqa: E402
+import tinycnn.functional as F  # noqa: E402
+from tinycnn import viz  # noqa: E402
+from tinycnn.data import Shapes  # noqa: E402
+from lesson_utils import Lesson  # noqa: E402
 
 lesson = Lesson(__file__, __doc__)
 np.set_printoptions(precision=4, suppress=True)
@@ -138,8 +141,8 @@ print(f"loss            {loss.item():.4f} = -log({probs.numpy()[0, 0]:.4f})")
 print(f"dL/dlogits      {logits.grad.numpy()[0]}")
 print(f"p - onehot(0)   {probs.numpy()[0] - np.eye(3)[0]}")
 
-# The true class 0 already has the largest probability (0.659), so the loss 0.417 is
-# modest; the gradient above matches p - onehot exactly. Note that it sums to zero:
+# The true class 0 already has the largest probability (the first entry of the softmax
+# line), so the loss, -log of it, is modest; the gradient matches p - onehot exactly. Note that it sums to zero:
 # adding the same number to every logit changes nothing (softmax is shift-invariant) -
 # which is exactly the trick that makes it stable, in section 6.
 
@@ -148,8 +151,14 @@ print(f"p - onehot(0)   {probs.numpy()[0] - np.eye(3)[0]}")
 #
 # Dividing the logits by a temperature T before the softmax sharpens (T < 1) or flattens
 # (T > 1) the distribution: as T -> 0 it becomes the one-hot of the largest logit (an
-# argmax), as T -> infinity it becomes uniform. A network that is "confident" has simply
-# learned large logits. Figure softmax_temperature.png draws p_k(T) for the logits above.
+# argmax), as T -> infinity it becomes uniform. Figure softmax_temperature.png draws p_k(T)
+# for the logits above.
+#
+# So what makes a network "confident"? Not large logits: softmax only sees the
+# *differences* between them (section 4's shift invariance). Logits [102, 101, 100.1] give
+# exactly the probabilities of [2, 1, 0.1], and [100, 100, 100] is as unsure as can be.
+# Dividing by T scales the gaps: a confident network is one whose winning logit stands far
+# above the others.
 # ---------------------------------------------------------------------------------------
 print("\n5. Temperature")
 temperatures = np.logspace(-1.5, 1.5, lesson.pick(quick=31, default=121, full=301))
@@ -157,6 +166,9 @@ scaled = tinycnn.tensor(logits.numpy() / temperatures[:, None])     # one row pe
 curves = F.softmax(scaled, dim=1).numpy()                           # (len(T), 3)
 for T in (0.1, 1.0, 10.0):
     print(f"  T = {T:>4}: p = {F.softmax(logits / T, dim=1).numpy()[0]}")
+print(f"  logits + 100 = {logits.numpy()[0] + 100}: p = {F.softmax(logits + 100, dim=1).numpy()[0]} (the same)")
+print(f"  logits [100, 100, 100]:  p = {F.softmax(tinycnn.tensor([[100.0, 100.0, 100.0]]), dim=1).numpy()[0]}"
+      " (large, but no gap: uniform)")
 viz.plot_curves({f"class {k} (logit {logits.numpy()[0, k]:g})": (np.log10(temperatures), curves[:, k])
                  for k in range(3)},
                 lesson.figure("softmax_temperature.png"), xlabel="log10(temperature T)",
@@ -223,19 +235,51 @@ for s in scales:
           f"{fused.item():>17.4g}{str(z2.grad.numpy()[0]):>20}")
 
 # Read the table above row by row. The true loss for logits [s, -s] with class 1 true is
-# 2s + log(1 + e^-2s), about 2s. At s = 1 and 10 all three agree. At s = 50 the naive
-# loss is already off (99.98 instead of 100: p_1 = e^-100 is a denormal float32 with few
-# correct digits) and its gradient is nan: the backward of log divides by that tiny p_1,
-# and 1 / 3.7e-44 overflows. At s = 60, p_1 underflows to exactly 0 and the loss is inf;
-# from s = 100 on, exp(s) itself overflows and p = [inf/inf, 0/inf] = [nan, 0]. One such
-# batch and every weight in the network becomes nan after the update. The log-sum-exp
-# version and F.cross_entropy give 2s at every scale, with the bounded gradient [1, -1]
-# (= p - onehot).
+# 2s + log(1 + e^-2s), about 2s. At small s all three columns agree. As s grows, watch the
+# naive column: first it drifts off 2s (p_1 = e^-2s has become a denormal float32, with
+# only a digit or two left) and its gradient turns to nan (the backward of log divides by
+# that tiny p_1, and 1/p_1 overflows float32); a little further p_1 underflows to exactly
+# 0 and the loss is inf; and once exp(s) itself overflows (s > 88.7), p = [inf/inf, 0/inf]
+# = [nan, 0]. One such batch and every weight in the network becomes nan after the update.
+# The log-sum-exp version and F.cross_entropy give 2s at every scale, with the bounded
+# gradient [1, -1] (= p - onehot). Where the naive loss first goes wrong:
+with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+    for s_value in (50.0,):
+        p_true = (tinycnn.tensor([[s_value, -s_value]]).exp() / tinycnn.tensor([[s_value, -s_value]]).exp().sum()).numpy()[0, 1]
+        print(f"  s = {s_value:g}: the naive p_1 = {p_true:.3g} (exact e^-{2 * s_value:g} = {np.exp(-2 * s_value):.3g}), "
+              f"naive loss {rows['naive'][scales.index(s_value)]:.6g} instead of {2 * s_value:g}")
 
-viz.plot_curves({name: (np.log10(scales), np.where(np.isfinite(v), v, np.nan)) for name, v in rows.items()},
-                lesson.figure("naive_vs_fused_loss.png"), xlabel="log10(s), logits [s, -s], true class 1",
-                ylabel="loss (missing points: inf or nan)", logy=True,
-                title="Naive softmax cross-entropy breaks; the log-sum-exp form does not")
+# Figure naive_vs_fused_loss.png: the exact loss 2s as a thin grey line, the two stable
+# forms as lines on it, the naive loss as red circles where it is finite and red triangles
+# at the top where it is inf or nan - a denser set of s than the table.
+dense = np.logspace(0, 3, lesson.pick(quick=13, default=37, full=61))
+dense_rows = {"naive": [], "log-sum-exp by hand": [], "F.cross_entropy": []}
+with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+    for s_value in dense:
+        z = tinycnn.tensor([[s_value, -s_value]])
+        dense_rows["naive"].append(naive_cross_entropy(z, 1).item())
+        dense_rows["log-sum-exp by hand"].append(log_sum_exp_cross_entropy(z, 1).item())
+        dense_rows["F.cross_entropy"].append(F.cross_entropy(z, tinycnn.tensor([1])).item())
+fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
+ax.plot(dense, 2 * dense + np.log1p(np.exp(-2 * dense)), color="0.75", linewidth=7, label="exact: 2s + log(1 + e^-2s)")
+ax.plot(dense, dense_rows["F.cross_entropy"], color="tab:blue", linewidth=2, label="F.cross_entropy (fused)")
+ax.plot(dense, dense_rows["log-sum-exp by hand"], color="tab:orange", linestyle=(0, (4, 4)), linewidth=2,
+        label="log-sum-exp by hand")
+naive = np.array(dense_rows["naive"])
+finite = np.isfinite(naive)
+ax.plot(dense[finite], naive[finite], "o", color="tab:red", markersize=6, markerfacecolor="none",
+        markeredgewidth=1.5, label="naive: finite")
+top = 2 * dense.max() * 3
+ax.plot(dense[~finite], np.full((~finite).sum(), top), "^", color="tab:red", markersize=7,
+        label="naive: inf or nan")
+ax.set(xscale="log", yscale="log", xlabel="s (logits [s, -s], true class 1)", ylabel="loss",
+       title="Naive softmax cross-entropy breaks; the log-sum-exp form does not")
+ax.axvline(88.7, color="0.4", linestyle=":", linewidth=1)
+ax.text(88.7, 1.5, " exp(s) overflows\n float32 (s > 88.7)", fontsize=8, color="0.3")
+ax.grid(True, alpha=0.3)
+ax.legend(fontsize=8, loc="upper left")
+fig.savefig(lesson.figure("naive_vs_fused_loss.png"))
+plt.close(fig)
 
 # What to remember
 #   * ReLU passes gradient only through units that fired.
@@ -246,3 +290,31 @@ viz.plot_curves({name: (np.log10(scales), np.where(np.isfinite(v), v, np.nan)) f
 #     F.cross_entropy / nn.CrossEntropyLoss, which take raw logits.
 
 lesson.finish()
+
+# ---------------------------------------------------------------------------------------
+# Where this lives (the reference floor: read these next)
+#   tinycnn/functional/activation.py  ReLU, leaky ReLU, softmax, log_softmax (forward + backward)
+#   tinycnn/functional/pool.py        max and average pooling: the gradient routed to the
+#                                     window's winner, or shared out evenly
+#   tinycnn/functional/loss.py        cross_entropy: log-sum-exp forward, p - onehot backward
+#   tinycnn/windows.py                the window offsets pooling and convolution share
+# ---------------------------------------------------------------------------------------
+#
+# Questions
+#   1. A 2x2 max pool receives the gradient [[1, 2], [3, 4]] at its output of a 4x4 input.
+#      How many input pixels get a non-zero gradient, and what values?
+#   2. Softmax of [5, 5, 5] and of [0, 0, 0]: which is more confident?
+#   3. Why does the gradient of softmax cross-entropy with respect to the logits sum to 0?
+#   4. Why must a network's last layer feed raw logits (no softmax) to F.cross_entropy?
+#
+# Answers (try first)
+#   1. Four: one per window, the pixel that was the maximum gets that window's value (1, 2,
+#      3 or 4); the other twelve get 0 (ties aside).
+#   2. Neither: both are uniform (1/3 each). Only the gaps between logits matter.
+#   3. It is p - onehot(y); p sums to 1 and onehot(y) sums to 1. Equivalently, adding the
+#      same number to every logit does not change the loss, so the gradient has no
+#      component along (1, 1, ..., 1).
+#   4. F.cross_entropy applies log-softmax itself, stably (log-sum-exp); a softmax before
+#      it would be applied twice, squash the gradients, and bring back the overflow.
+#
+# Exercises: lessons/exercises/04_pooling_relu_softmax.py — check your work with: python lessons/check.py 04

@@ -106,20 +106,23 @@ for problem, (fn, start, toy_steps, rates, _, minimum) in problems.items():
         paths[problem, name] = np.array(path)
         distance = np.linalg.norm(path[-1] - np.array(minimum))
         print(f"  {problem:<10} {name:<9} lr {lr:<7g} after {toy_steps} steps: f = {fn(path[-1]):.3g}, "
-              f"distance to the minimum {distance:.3f}")
+              f"at ({path[-1][0]:+.2f}, {path[-1][1]:+.2f}), distance to the minimum {distance:.3f}")
 
 # The three SGD variants share one learning rate on each surface, so the comparison shows
 # what momentum adds; Adam, whose steps have a different scale (about lr per coordinate),
-# gets its own. Read the numbers above with figure optimizer_paths.png. On the valley,
-# plain SGD at lr 0.01 has damped the steep y direction but crawls along the flat x
-# direction (each step shrinks x by only 1%) and is still far from the minimum after 50
-# steps (f = 14.8). Momentum, with the same lr, builds up speed along the valley floor,
-# overshoots and swings back (f = 0.15); Nesterov's look-ahead brakes earlier and swings
-# less (f = 0.10). Adam starts along the diagonal (equal-size steps in x and y, whatever
-# the gradients) and gets closest (f = 0.005). On Rosenbrock every optimizer quickly drops
-# into the curved valley; the race is along its flat floor to (1, 1). Plain SGD is still
-# half-way along the banana after 1000 steps (f = 2.3); momentum, Nesterov and Adam all
-# reach the neighbourhood of the minimum (f ~ 0.003).
+# gets its own. Read the numbers above with figure optimizer_paths.png (each run's end is
+# a square). On the valley, plain SGD at lr 0.01 has damped the steep y direction at once
+# but crawls along the flat x direction (each step shrinks x by only 1%): after 50 steps
+# it is still far from the minimum, with the largest f of the four. Momentum, with the same
+# lr, builds up speed along the valley floor, overshoots and swings back; Nesterov's
+# look-ahead brakes earlier and swings less. Adam starts along the diagonal (equal-size
+# steps in x and y, whatever the gradients) and should end closest.
+#
+# On Rosenbrock every optimizer quickly drops into the curved valley; the race is along its
+# flat floor to (1, 1). Plain SGD's square should sit part-way along the banana, far from
+# the star (its dots, every 100 steps, bunch up as the floor gets flatter), while momentum,
+# Nesterov and Adam reach the neighbourhood of the minimum: compare the printed f values,
+# which differ by orders of magnitude.
 
 fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), layout="constrained")
 colors = {"SGD": "tab:blue", "momentum": "tab:orange", "Nesterov": "tab:green", "Adam": "tab:red"}
@@ -129,11 +132,16 @@ for ax, (problem, (fn, start, toy_steps, rates, (xlim, ylim), minimum)) in zip(a
     ax.contour(xs, ys, np.log10(zs + 1e-3), levels=25, cmap="Greys", linewidths=0.7)
     for name in reversed(list(rates)):        # Adam first, so the SGD paths are drawn on top
         path = paths[problem, name]
-        ax.plot(path[:, 0], path[:, 1], ".-" if toy_steps <= 100 else "-", color=colors[name], markersize=3,
-                linewidth=1.2, label=f"{name} (lr {rates[name]:g})")
+        # long runs: a dot every tenth of the run, so the speed along the path is visible
+        ax.plot(path[:, 0], path[:, 1], ".-", color=colors[name], markersize=3 if toy_steps <= 100 else 6,
+                markevery=1 if toy_steps <= 100 else toy_steps // 10, linewidth=1.2,
+                label=f"{name} (lr {rates[name]:g})")
+        ax.plot(*path[-1], "s", color=colors[name], markersize=9, markeredgecolor="black")   # where it ended
     ax.plot(*start, "ko", markersize=6)
     ax.plot(*minimum, "k*", markersize=14)
-    ax.set(xlim=xlim, ylim=ylim, title=f"{problem}: {toy_steps} steps from o towards the minimum *",
+    ax.set(xlim=xlim, ylim=ylim, title=f"{problem}: {toy_steps} steps from o towards the minimum *\n"
+                                        f"(squares: where each run ended"
+                                        f"{'' if toy_steps <= 100 else f'; dots every {toy_steps // 10} steps'})",
            xlabel="x", ylabel="y")
     ax.legend(fontsize=8, loc="lower right" if problem == "valley" else "upper right")
 fig.suptitle("Optimizer paths (contours: log f)")
@@ -217,15 +225,17 @@ viz.plot_curves({f"{name} (lr {lr:g})": smooth(losses) for (name, lr), (losses, 
                 title="Small CNN on 16x16 Shapes: same start, same batches, four optimizers")
 
 # In the numbers above (and optimizers_loss.png) all four start at about log(6) = 1.79,
-# the loss of guessing uniformly among 6 classes. Plain SGD at lr 0.01 makes the slowest
-# progress (1.39 at the end, 42% test accuracy). Momentum, with the same lr, is clearly
-# faster (1.04, 52%): along consistent directions its steps add up to lr / (1 - 0.9) =
-# 10 lr. Nesterov is a little better still (0.95, 59%). Adam (1.18, 50%) moves every
-# weight by about lr per step regardless of its gradient's scale, so it needs no tuning of
-# the rate to the size of the gradients - which is why it is the forgiving default for a
-# new problem, while well-tuned SGD with momentum (lesson 6) remains the classic choice for
-# the last percent on image data. (With a few hundred steps the test accuracies are still
-# far from lesson 5's 95%; the ordering of the runs is the point here.)
+# the loss of guessing uniformly among 6 classes. Plain SGD at lr 0.01 should make the
+# slowest progress (the highest final loss, the lowest accuracy). Momentum, with the same
+# lr, should be clearly faster: along consistent directions its steps add up to
+# lr / (1 - 0.9) = 10 lr. Nesterov is usually a little better still. Adam moves every
+# weight by about lr per step regardless of its gradient's scale, so it needs no tuning
+# of the rate to the size of the gradients - which is why it is the forgiving default for
+# a new problem, while well-tuned SGD with momentum (lesson 6) remains the classic choice
+# for the last percent on image data. (With a few hundred steps the test accuracies are
+# still far from lesson 5's; the ordering of the runs is the point here, and with one
+# seed and 1,000 test images, differences of a few points between the better three are
+# within noise.)
 
 # ---------------------------------------------------------------------------------------
 # 4. The learning rate: too small, right, too large
@@ -263,13 +273,18 @@ for lr in sorted(lr_runs):
     curves[f"SGD lr {lr:g}"] = smooth(np.where(np.isfinite(losses), np.minimum(losses, 10.0), 10.0))
 viz.plot_curves(curves, lesson.figure("learning_rates.png"), xlabel="step",
                 ylabel="training loss (moving average; above 10 drawn at 10)", logy=True,
-                title="Too small (flat), right (falling), too large (explodes, then stuck)")
+                title="Too small (flat), right (falling), too large (explodes at once, then dead)")
 
-# The printout above tells the story. At 1e-4 the loss is still at ~1.8 after all the
-# steps: nothing learned. At 1e-2 it falls slowly, at 1e-1 faster - the best of the
-# four. At 10 the loss jumps within a few steps to astronomical values (1e17), and
-# afterwards sits at or above the 1.79 of guessing, with chance accuracy on the test set:
-# the run is dead (learning_rates.png, the curve that shoots up and never comes down).
+# The printout above tells the story. At 1e-4 the loss should still be near the 1.79 of
+# guessing after all the steps: nothing learned. At 1e-2 it falls slowly, at 1e-1 faster
+# (despite a bump early on: see its "highest") - the best of the four. At 10 the loss
+# jumps within the first few steps to an astronomical value (its "highest"), then comes
+# back down - but only to about the loss of guessing or above, and stays there, with
+# chance accuracy on the test set (1 in 6). In learning_rates.png its curve starts at the
+# clip (10), falls in the first few dozen steps and then runs flat above all the others:
+# it does not diverge forever, it is dead. The one huge step threw the weights so far
+# that most ReLUs are off for every input and the network outputs about the same scores
+# whatever it sees; no gradient can bring those units back.
 # When a loss explodes or goes nan, the first suspect is the learning rate (the second,
 # lesson 4's naive softmax).
 #
@@ -286,3 +301,32 @@ viz.plot_curves(curves, lesson.figure("learning_rates.png"), xlabel="step",
 
 print(f"\nThe lesson took {time.perf_counter() - started:.0f}s.")
 lesson.finish()
+
+# ---------------------------------------------------------------------------------------
+# Where this lives (the reference floor: read these next)
+#   tinycnn/optim/sgd.py           sgd_update: plain, momentum and Nesterov, weight decay
+#   tinycnn/optim/adam.py          adam_update: the two running averages, bias correction, eps
+#   tinycnn/optim/optimizer.py     what every optimizer shares: param groups, zero_grad, state
+#   tinycnn/optim/lr_scheduler.py  the schedules that keep the rate just below divergence
+#   tinycnn/tensor.py              the two-number "loss" of section 2 is a graph like any other
+# ---------------------------------------------------------------------------------------
+#
+# Questions
+#   1. With momentum 0.9, how large does a step become along a direction whose gradient
+#      stays the same, compared with plain SGD at the same lr?
+#   2. Why does plain SGD crawl along the valley's x direction but not along y?
+#   3. Why does Adam's first path on the valley run along the diagonal?
+#   4. After lr = 10 the loss comes back down, but only to about log(6) or above, and stays
+#      there. Why is the network not learning any more?
+#
+# Answers (try first)
+#   1. The velocity sums g + 0.9 g + 0.81 g + ... = g / (1 - 0.9) = 10 g: ten times the step.
+#   2. The step is lr times the gradient; along x the curvature is 1, so x shrinks by
+#      1 - lr = 0.99 per step; along y it is 40, so y shrinks by 1 - 40 lr = 0.6 per step.
+#   3. At the start m / sqrt(s) is about sign(g) for each coordinate: both coordinates move
+#      by about lr, whatever their gradients' sizes.
+#   4. The huge first steps threw the weights so far that most ReLUs are off for every
+#      input: those units pass no gradient, and the output no longer depends on the image,
+#      so it can do no better than guessing (a loss at or above log 6, chance accuracy).
+#
+# Exercises: lessons/exercises/07_optimizers.py — check your work with: python lessons/check.py 07

@@ -91,10 +91,17 @@ def lenet5(dropout: float = 0.0) -> nn.Module:
 results = {}
 
 
-def experiment(name: str, dropout: float = 0.0, weight_decay: float = 0.0, augment=()) -> dict:
+def weight_norm(model) -> float:
+    """The L2 norm of all the network's weights together (biases included): what weight decay shrinks."""
+    return float(np.sqrt(sum(float((p.numpy().astype(np.float64) ** 2).sum()) for p in model.parameters())))
+
+
+def experiment(name: str, dropout: float = 0.0, weight_decay: float = 0.0, augment=(), decoupled=False) -> dict:
     tinycnn.manual_seed(lesson.args.seed)
     model = lenet5(dropout)
-    optimizer = optim.Adam(model.parameters(), lr=2e-3, weight_decay=weight_decay)
+    initial_norm = weight_norm(model)
+    adam = optim.AdamW if decoupled else optim.Adam
+    optimizer = adam(model.parameters(), lr=2e-3, weight_decay=weight_decay)
     loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, seed=lesson.args.seed,
                         transform=Compose([*augment, prepare]), device=lesson.device)
     start = time.perf_counter()
@@ -103,17 +110,19 @@ def experiment(name: str, dropout: float = 0.0, weight_decay: float = 0.0, augme
     train = evaluate(model, train_eval_loader)["accuracy"]
     val = state.history[-1]["val_accuracy"]
     test = evaluate(model, test_loader)["accuracy"]
+    norm = weight_norm(model)
     results[name] = dict(train=train, val=val, test=test, gap=train - val, history=state.history,
-                         best_epoch=state.best_epoch, best_val=state.best_val_accuracy)
+                         best_epoch=state.best_epoch, best_val=state.best_val_accuracy, norm=norm)
     print(f"{name:<22} train {100 * train:6.2f}%  val {100 * val:6.2f}%  gap {100 * (train - val):5.2f}  "
-          f"test {100 * test:6.2f}%  ({time.perf_counter() - start:.0f}s)")
+          f"test {100 * test:6.2f}%  |w| {initial_norm:.1f} -> {norm:.1f}  ({time.perf_counter() - start:.0f}s)")
     return results[name]
 
 
 # ---------------------------------------------------------------------------------------
 # 3. The baseline overfits
 # ---------------------------------------------------------------------------------------
-print("\nrecipe                 accuracy on: the training digits, validation, their gap, test")
+print("\nrecipe                 accuracy on: the training digits, validation, their gap, test; "
+      "|w|: the weights' norm at the start -> the end")
 baseline = experiment("baseline")
 viz.plot_history(baseline["history"], lesson.figure("baseline_history.png"),
                  title=f"Baseline LeNet-5 on {n_train} digits: the training curve runs away")
@@ -122,8 +131,8 @@ print(f"the baseline's best validation accuracy was at epoch {baseline['best_epo
 
 # Look at baseline_history.png. Within a few epochs the training accuracy is at 100% and
 # the training loss keeps falling towards 0 - the network has memorised every digit. The
-# validation accuracy stops rising long before, at about 92% in the default run, and the
-# validation loss turns back *up*: the network grows ever more confident, and when it is
+# validation accuracy stops rising long before (the line above prints its best epoch),
+# and the validation loss turns back *up*: the network grows ever more confident, and when it is
 # wrong it is confidently wrong. That U-shaped validation loss is the signature of
 # overfitting.
 #
@@ -143,15 +152,39 @@ print(f"the baseline's best validation accuracy was at epoch {baseline['best_epo
 experiment("dropout 0.3", dropout=0.3)
 
 # ---------------------------------------------------------------------------------------
-# 5. Weight decay (an L2 penalty)
+# 5. Weight decay: an L2 penalty, coupled or decoupled
 #
-# `weight_decay=wd` adds wd * w to every weight's gradient: the gradient of the penalty
-# (wd/2) * ||w||^2. Each step now pulls every weight towards zero a little, and only
-# weights the data keeps asking for survive. Small weights mean a smoother function of the
-# input: a tiny change of the image cannot swing the output much. (In Adam this penalty is
-# rescaled with the gradient; AdamW applies it "decoupled", directly to the weights.)
+# `weight_decay=wd` in SGD or Adam adds wd * w to every weight's gradient: the gradient of
+# the penalty (wd/2) * ||w||^2. Each step now pulls every weight towards zero a little,
+# and only weights the data keeps asking for survive. Small weights mean a smoother
+# function of the input: a tiny change of the image cannot swing the output much.
+#
+# In plain SGD that pull is lr * wd * w per step, the same for every weight. In Adam it is
+# not: the added wd * w goes through Adam's division by sqrt(s), the running size of each
+# weight's gradient - so weights with large gradients are barely decayed, and weights with
+# tiny gradients are decayed hard. This "coupled" L2 is what optim.Adam(weight_decay=...)
+# does. AdamW (Loshchilov and Hutter 2019) "decouples" it: the Adam step uses the loss's
+# gradient only, and separately every weight shrinks by lr * wd * w, as in SGD. (Read both
+# in tinycnn/optim/adam.py.) Three runs: the small coupled decay that SGD recipes use
+# (5e-4), a large coupled one (5e-2), and AdamW at the same 5e-2. The |w| column shows
+# whether the weights really shrank.
 # ---------------------------------------------------------------------------------------
-experiment("weight decay 5e-4", weight_decay=5e-4)
+experiment("Adam L2 5e-4", weight_decay=5e-4)
+experiment("Adam L2 5e-2", weight_decay=5e-2)
+experiment("AdamW 5e-2", weight_decay=5e-2, decoupled=True)
+# Read the three rows against the baseline, the |w| column first. The same number wd is a
+# very different strength in the two forms. AdamW's pull is lr * wd * w per step: with
+# lr = 2e-3 and wd = 5e-2 that is 1e-4 of each weight per step, a few per cent over this
+# short run - its norm should end only a little below the baseline's. Adam's coupled
+# pull is wd * w divided by sqrt(s), the size of the weight's own gradients, which are
+# tiny for most weights once the training digits are fit - so even 5e-4 should hold the
+# norm visibly below the baseline's, and 5e-2 should crush it (and cost training
+# accuracy: look at the train column). Now the test column: however much the weights
+# shrink, accuracy should barely move. With 500 digits the network's trouble is not
+# large weights but too little data: a smaller version of the same memorising function
+# is still a memorising function. Weight decay earns its place in long runs of big
+# networks (every full recipe here uses it: lesson 6, lesson 10), with SGD or AdamW,
+# whose decay acts on every weight alike; with AdamW, wd is typically 1e-2 to 1e-1.
 
 # ---------------------------------------------------------------------------------------
 # 6. Data augmentation
@@ -201,16 +234,21 @@ experiment("all combined", dropout=0.3, weight_decay=5e-4, augment=label_preserv
 # ---------------------------------------------------------------------------------------
 # 8. The scoreboard
 # ---------------------------------------------------------------------------------------
-print(f"\n{'recipe':<22} {'train':>7} {'val':>7} {'gap':>6} {'test':>7} {'vs baseline':>12}")
+print(f"\n{'recipe':<22} {'train':>7} {'val':>7} {'gap':>6} {'test':>7} {'vs baseline':>12} {'|w|':>6}")
 for name, r in results.items():
     print(f"{name:<22} {100 * r['train']:6.2f}% {100 * r['val']:6.2f}% {100 * r['gap']:6.2f} "
-          f"{100 * r['test']:6.2f}% {100 * (r['test'] - baseline['test']):+11.2f}")
+          f"{100 * r['test']:6.2f}% {100 * (r['test'] - baseline['test']):+11.2f} {r['norm']:6.1f}")
+smallest_gap = min(results, key=lambda name: results[name]["gap"])
+best_test = max(results, key=lambda name: results[name]["test"])
+print(f"smallest gap: {smallest_gap} ({100 * results[smallest_gap]['gap']:.2f} points); "
+      f"best test accuracy: {best_test} ({100 * results[best_test]['test']:.2f}%); "
+      f"all combined: gap {100 * results['all combined']['gap']:.2f}, test {100 * results['all combined']['test']:.2f}%")
 
 viz.plot_bars({name: 100 * r["test"] for name, r in results.items()}, lesson.figure("test_accuracy.png"),
               ylabel="test accuracy (%)", title=f"Test accuracy after {epochs} epochs on {n_train} digits")
 viz.plot_bars({name: 100 * r["gap"] for name, r in results.items()}, lesson.figure("generalisation_gap.png"),
               ylabel="train - validation accuracy (points)", title="The generalisation gap (smaller is better)")
-shown = ["baseline", "dropout 0.3", "weight decay 5e-4", "horizontal flip", "rotate+scale+crop", "all combined"]
+shown = ["baseline", "dropout 0.3", "Adam L2 5e-4", "horizontal flip", "rotate+scale+crop", "all combined"]
 viz.plot_curves({name: ([h["epoch"] for h in results[name]["history"]],
                         [100 * h["val_accuracy"] for h in results[name]["history"]]) for name in shown},
                 lesson.figure("val_accuracy_curves.png"), xlabel="epoch", ylabel="validation accuracy (%)",
@@ -219,26 +257,57 @@ viz.plot_curves({name: ([h["epoch"] for h in results[name]["history"]],
 # How to read the table (the exact numbers move by a point or so with the seed, and on
 # 2,000 test digits a difference below about one point is noise):
 #
-# * the baseline ends with a large gap: 100% on the digits it has seen, some eight points
+# * the baseline ends with a large gap: 100% on the digits it has seen, several points
 #   less on the others;
-# * dropout narrows the gap and gains a point or two;
-# * weight decay alone does about nothing here - this network is small and trained
-#   briefly, its weights never grow large enough for the penalty to matter (try larger
-#   values: it only gets worse). It earns its place in long runs of big networks, which
-#   is why every full recipe (lesson 6, lesson 10) uses it;
+# * dropout should narrow the gap and gain a point or two;
+# * weight decay (section 5): the norms shrink (how much depends on the form), the
+#   accuracy barely moves - here the shortage is data, not small weights;
 # * the label-preserving augmentations (rotation, scaling, cropping) help, and together
-#   they help most: they are the only methods that show the network something new - the
-#   same digit drawn a little differently - and the gap shrinks because the training
-#   images are no longer easy;
+#   they should help most: they are the only methods that show the network something new
+#   - the same digit drawn a little differently - and the gap shrinks because the
+#   training images are no longer easy;
 # * the flip hurts, by several points: it spends capacity on mirror digits that never
 #   occur, and blurs the line between a 2 and a 5;
-# * all combined: the smallest gap of all, and a good gain, though in the default run not
-#   more than augmentation alone - strongly regularised networks learn more slowly and
-#   need more epochs (run --full: 60 epochs on 1,000 digits).
+# * all combined: compare its gap and test accuracy with rotate+scale+crop's (the line
+#   under the table). Piling dropout and weight decay on top of the augmentations makes
+#   the training digits harder still, which shrinks the gap - but a smaller gap is not a
+#   better test accuracy, and in the default run the combination need not win on test:
+#   strongly regularised networks learn more slowly and need more epochs (run --full: 60
+#   epochs on 1,000 digits, to see whether the combination catches up). Regularisers do
+#   not simply add up; each must be measured.
 #
 # The big picture: with 500 examples, regularisation buys a few points; collecting data
-# buys more (lesson 6's LeNet-5, with 20,000 digits and no tricks, reaches about 98%).
+# buys more (lesson 6's LeNet-5, with 20,000 digits and no tricks, prints about 98%).
 # When data cannot be had, lesson 11 shows another way: borrow features learnt elsewhere.
 
 print(f"\nlesson 8 took {time.perf_counter() - started:.0f}s")
 lesson.finish()
+
+# ---------------------------------------------------------------------------------------
+# Where this lives (the reference floor: read these next)
+#   tinycnn/functional/dropout.py    dropout's mask and its 1/(1-p) scaling, train vs eval
+#   tinycnn/optim/adam.py            Adam's coupled L2 and AdamW's decoupled decay, side by side
+#   tinycnn/optim/sgd.py             SGD's weight decay
+#   tinycnn/data/transforms.py, tinycnn/data/affine.py   the batch augmentations of section 6
+#   tinycnn/train.py                 fit (restore_best: early stopping by keeping the best epoch)
+# ---------------------------------------------------------------------------------------
+#
+# Questions
+#   1. Training accuracy 100%, validation 90%: what is the generalisation gap, and which
+#      curve of baseline_history.png shows overfitting most clearly?
+#   2. Why does Adam's coupled L2 decay weights with large gradients less than AdamW does?
+#   3. Why does flipping help on CIFAR-10 but hurt on MNIST?
+#   4. What does dropout do at test time, and why is the training output scaled by 1/(1-p)?
+#
+# Answers (try first)
+#   1. 10 points. The validation loss: it falls, then turns back up while the training loss
+#      keeps falling (the network grows confidently wrong on unseen digits).
+#   2. In Adam the decay term wd * w is added to the gradient and then divided by
+#      sqrt(s) + eps, s the running mean of the squared gradient: a large s shrinks the
+#      decay. AdamW subtracts lr * wd * w outside that division, equally for every weight.
+#   3. A mirrored cat is still a cat (the label is kept); a mirrored 2, 3, 4 or 7 is not a
+#      digit (the label is broken), so the network learns from images it will never meet.
+#   4. Nothing: all units are on. Scaling the kept units by 1/(1-p) in training keeps each
+#      unit's expected input the same in both modes, so no rescaling is needed at test time.
+#
+# Exercises: lessons/exercises/08_overfitting_regularisation.py — check your work with: python lessons/check.py 08

@@ -148,6 +148,12 @@ print(f"{'':<14}" + "".join(f"{f'layer {i}':>11}" for i in (1, 5, 10, 15, 19)) +
 for name, norms in at_init.items():
     print(f"{name:<14}" + "".join(f"{norms[i - 1]:11.2e}" for i in (1, 5, 10, 15, 19))
           + f"   {norms[-1] / norms[0]:10.2e}   {activation_scale(nets[name]):10.2e}")
+first_layer_grads = {}
+for name, net in nets.items():
+    net.zero_grad()
+    nn.CrossEntropyLoss()(net(probe_images), probe_labels).backward()
+    first_layer_grads[name] = np.abs(net.conv_weights()[0].grad.numpy())
+    net.zero_grad()
 layers = np.arange(1, len(at_init["plain"]) + 1)
 viz.plot_curves({name: (layers, norms) for name, norms in at_init.items()}, lesson.figure("gradients_at_init.png"),
                 xlabel="convolution (1 = nearest the input)", ylabel="||dLoss/dW|| (log scale)", logy=True,
@@ -167,20 +173,78 @@ viz.plot_curves({name: (layers, norms) for name, norms in at_init.items()}, less
 #   training moves the weights.)
 # * plain + BN: batch norm rescales every layer's output to mean 0 and variance 1 over the
 #   batch, so the signal keeps its size at any depth whatever the weights, and the
-#   gradients come back at comparable sizes in every layer - within a factor of ten from
-#   the first layer to the last, instead of a factor of millions. (Its forward and its
+#   gradients come back at comparable sizes in every layer: look at the last/first column,
+#   within a factor of about ten instead of a factor of millions. (Its forward and its
 #   three-term backward: tinycnn/functional/norm.py.)
-# * residual + BN: the flattest curve of the three. In y = x + F(x) the derivative is
-#   dy/dx = 1 + dF/dx: the "1" is a path along which the gradient flows back to the first
-#   layer untouched, through every block, however small dF/dx is.
+# * residual + BN: compare its last/first column with the others. In y = x + F(x) the
+#   derivative is dy/dx = 1 + dF/dx: the "1" is a path along which the gradient can flow
+#   back past a block's convolutions however small dF/dx is. Not quite untouched, though:
+#   in this block (the original ResNet's) a ReLU follows the addition, and it passes the
+#   gradient only where the sum was positive; the max pooling between stages sends it only
+#   to each window's winner. The truly clean path is the *pre-activation* ResNet (He et al.
+#   2016, "Identity mappings in deep residual networks"), which moves BN and ReLU inside
+#   the branch: x -> BN -> relu -> conv -> BN -> relu -> conv -> (+ x), nothing after the
+#   addition.
+#
+# Does a residual block start close to the identity? Only if its branch F starts near
+# zero - and with the default initialisation it does not: the branch ends in batch norm,
+# which makes F(x) have unit variance per channel, about as large as x itself. So every
+# block adds a unit-size random term, and the signal grows from block to block (the
+# "output std" column of residual + BN above, against plain + BN's). Measure each block's
+# |F(x)| / |x| (standard deviations), and then the remedy from Goyal et al. 2017 ("Accurate,
+# large minibatch SGD") that torchvision calls zero_init_residual: start the last BN's
+# scale gamma of every branch at 0. Then F(x) = 0 and every block *is* the identity at the
+# start; training grows gamma as the data asks.
+
+
+def branch_scales(model):
+    """std(F(x)) / std(x) of each residual block's branch, on the probe batch."""
+    ratios = []
+    with tinycnn.no_grad():
+        x = model.stem(probe_images)
+        for layer in model.body:
+            if isinstance(layer, Block):
+                branch = layer.bn2(layer.conv2(layer.relu(layer.bn1(layer.conv1(x)))))
+                ratios.append(float(branch.numpy().std() / x.numpy().std()))
+            x = layer(x)
+    return np.array(ratios)
+
+
+tinycnn.manual_seed(lesson.args.seed)
+zero_gamma = DeepNet(batch_norm=True, residual=True).to(lesson.device)
+for layer in zero_gamma.body:
+    if isinstance(layer, Block):
+        layer.bn2.weight.data[...] = 0.0
+for name, net in (("residual + BN", nets["residual + BN"]), ("... last gamma = 0", zero_gamma)):
+    ratios = branch_scales(net)
+    print(f"{name:<19} |F(x)|/|x| per block: " + " ".join(f"{r:.2f}" for r in ratios)
+          + f"   output std {activation_scale(net):.2f}")
+# With the default start the ratios are of order 1, not near 0: the first blocks add a
+# branch as large as their input or larger, and the later ratios fall only because the
+# signal they receive has already grown (F(x) stays at unit size, x does not). With
+# gamma = 0 they are exactly 0, and the output std stays near the stem's. (We train the default version below, as lesson 10's
+# ResNet-20 does; the zero-gamma start matters most for very deep nets and large batches.)
+#
+# And Adam? It divides each weight's step by the typical size of that weight's recent
+# gradients, m / (sqrt(s) + eps), so a gradient of any size gets a step of about lr -
+# *as long as it is well above eps = 1e-8*. Below eps the division is by eps, not by the
+# gradient, and the step shrinks with the gradient again. The first layer's gradients, per
+# weight, at initialisation:
+print("\nfirst convolution's gradient per weight at initialisation, against Adam's eps = 1e-8:")
+for name, grads in first_layer_grads.items():
+    median = float(np.median(grads))
+    print(f"  {name:<14} median |g| {median:.1e}  ->  Adam's first step is {median / (median + 1e-8):.2%} "
+          f"of a full-size step")
+# The plain network's first-layer gradients should come out far below eps (a tiny fraction
+# of a full step: Adam cannot rescue them), while the BN networks' are far above it.
 
 # ---------------------------------------------------------------------------------------
 # 4. Training
 #
 # The same recipe for all three: Adam, learning rate 3e-3 with a cosine schedule, the same
 # batches in the same order. Adam divides each weight's step by the typical size of its
-# recent gradients, so it even gives tiny gradients a full-size step: if anything can
-# rescue the plain network, it can.
+# recent gradients, so it gives small gradients a full-size step - down to the eps limit
+# we have just met. It is the optimizer most likely to rescue the plain network.
 # ---------------------------------------------------------------------------------------
 histories, after_training, test_accuracy = {}, {}, {}
 for name, net in nets.items():
@@ -218,22 +282,51 @@ viz.plot_curves({f"{name}, {when}": (layers, norms) for name in nets
                 ylabel="||dLoss/dW|| (log scale)", logy=True,
                 title="Gradient reaching each layer: at initialisation and after one epoch")
 
-# The plain network's training loss hardly moves from log(6) = 1.79, the loss of a uniform
-# guess: its accuracy stays at chance (1 in 6, 17%), Adam or not. Its output hardly
-# depends on its input (the "output std" above), and the weights near the input never get
-# a usable gradient (gradients_init_vs_trained.png, measured again after the first epoch:
-# its curve stays orders of magnitude below the others), so the rest has nothing to work
-# with. The same 20 layers with batch
-# norm learn, but slowly: every step still has to pass through all 19 convolutions. With
-# skip connections they learn much faster and further in the same number of steps
-# (--full trains three times longer: plain + BN catches up part of the way).
+# Read the three lines above. The plain network's training loss should hardly move from
+# log(6) = 1.79, the loss of a uniform guess: its accuracy stays near chance (1 in 6, 17%),
+# Adam or not. Its output hardly depends on its input (the "output std" above), and the
+# weights near the input never get a usable gradient (gradients_init_vs_trained.png,
+# measured again after the first epoch: its curve stays orders of magnitude below the
+# others), so the rest has nothing to work with. The same 20 layers with batch norm learn,
+# but more slowly; with skip connections they should learn faster and further in the same
+# number of steps - compare the final test accuracies (--full trains three times longer:
+# plain + BN catches up part of the way).
 #
-# Why ResNet trains, in one sentence: every block starts close to the identity and the
-# gradient has a clean path back through the additions, so depth can only add what the
-# data asks for - a deeper residual net is never *forced* to be worse than a shallower
-# one, since its extra blocks can learn F(x) = 0. That is what let He et al. train 110
-# and even 1202 layers on CIFAR-10 (lesson 10 trains their ResNet-20), where plain nets
-# of 56 layers - with batch norm! - trained worse than plain nets of 20.
-
+# Why ResNet trains, in one sentence: the gradient has a short path back through the
+# additions, and a block that is not needed can learn F(x) = 0, so a deeper residual net is
+# never *forced* to be worse than a shallower one - it can learn to become one. (It does
+# not *start* as one, unless the last gamma is zeroed: section 3.) That is what let He et
+# al. train 110 and even 1202 layers on CIFAR-10 (lesson 10 trains their ResNet-20), where
+# plain nets of 56 layers - with batch norm! - trained worse than plain nets of 20.
 print(f"\nlesson 9 took {time.perf_counter() - started:.0f}s")
 lesson.finish()
+
+# ---------------------------------------------------------------------------------------
+# Where this lives (the reference floor: read these next)
+#   tinycnn/functional/norm.py     batch_norm: forward (batch statistics, running averages)
+#                                  and its three-term backward
+#   tinycnn/models/resnet.py       BasicBlock and resnet20: the residual block of section 2
+#   tinycnn/nn/init.py             the default initialisation and He (kaiming) init
+#   tinycnn/optim/adam.py          where eps enters Adam's step
+#   tinycnn/functional/pool.py     max pooling's gradient routing (the gate between stages)
+# ---------------------------------------------------------------------------------------
+#
+# Questions
+#   1. Why do the plain net's first layers get so much smaller gradients than its last?
+#   2. y = relu(x + F(x)): along which paths can the gradient reach x, and what can block it?
+#   3. What does zero-initialising the last BN gamma of each block do at the start?
+#   4. Why can't Adam rescue gradients of 1e-11?
+#
+# Answers (try first)
+#   1. Each layer multiplies the backward signal by its weights and the ReLU mask; with a
+#      default init that keeps only part of the energy each time, the product over 19
+#      layers shrinks geometrically (vanishing gradients).
+#   2. Through F's convolutions and through the identity "1"; both first pass the ReLU
+#      after the addition, which zeroes the gradient wherever x + F(x) <= 0 (and max
+#      pooling between stages routes it only to window winners).
+#   3. F(x) = 0 for every block, so the network starts as its stem + head, the identity
+#      through the body; gamma then gets gradient and grows as the data asks.
+#   4. Adam's step is lr * m / (sqrt(s) + eps); for |g| << eps = 1e-8 that is about
+#      lr * g / eps, a thousandth of a full step for g = 1e-11.
+#
+# Exercises: lessons/exercises/09_depth_batchnorm_residual.py — check your work with: python lessons/check.py 09

@@ -26,14 +26,14 @@ from tinycnn import models, optim, viz
 from tinycnn.data import MNIST, MNIST_MEAN, MNIST_STD, Compose, DataLoader, Normalize, Subset, ToFloat
 from lesson_utils import Lesson
 
-lesson = Lesson(__file__, __doc__, needs_data=True)
+lesson = Lesson(__file__, __doc__, needs_data=True, uses_lenet5=True)
 started = time.perf_counter()
 
 # ---------------------------------------------------------------------------------------
 # 1. A trained network
 #
-# Lesson 6's LeNet-5 if its weights are saved (and good); otherwise one epoch of training
-# here, which reaches about 97%.
+# Lesson 6's LeNet-5 if its weights are found (and good); otherwise (or with --lenet5
+# train) one epoch of training here, which reaches about 97-98%. What follows holds for both.
 # ---------------------------------------------------------------------------------------
 prepare = Compose([ToFloat(), Normalize(MNIST_MEAN, MNIST_STD)])
 mnist_train = lesson.dataset(MNIST, train=True)
@@ -120,10 +120,11 @@ print(f"{'epsilon':>8} {'FGSM':>8} {'random +-eps':>13}")
 for eps, a, b in zip(epsilons, fgsm_accuracy, noise_accuracy):
     print(f"{eps:8.3f} {100 * a:7.2f}% {100 * b:12.2f}%")
 
-# The table is the lesson in numbers. Random changes of +-0.1 per pixel do not matter, and
-# even +-0.3 costs only a few points - the network has seen messy digits. The *same size* of change, pointed by the
-# gradient, brings the accuracy down steeply: at epsilon = 0.1 a large part of the digits is
-# misread, and around 0.25-0.3 accuracy is near or below chance (10%). Epsilon = 0.1 is a
+# The table is the lesson in numbers; compare its two columns row by row. Random changes of
+# +-epsilon per pixel should cost little: nothing at small epsilon, and only a few points
+# at the largest (the network has seen messy digits), against tens of points for FGSM. The *same size* of change, pointed by the gradient,
+# brings the accuracy down steeply: look at how much is left at epsilon = 0.1, and at
+# 0.25-0.3, where it should be near or below chance (10%). Epsilon = 0.1 is a
 # faint grey haze on the black background; you still read every digit effortlessly.
 
 # ---------------------------------------------------------------------------------------
@@ -195,18 +196,50 @@ print(f"{'epsilon':>8} {'before':>8} {'after':>8}")
 for eps, a, b in zip(epsilons, fgsm_accuracy, robust_accuracy):
     print(f"{eps:8.3f} {100 * a:7.2f}% {100 * b:7.2f}%")
 
+# ---------------------------------------------------------------------------------------
+# 6. A stronger attack: many small steps
+#
+# FGSM takes one step of size epsilon, in the direction the gradient had at the clean
+# image. Projected gradient descent (PGD; Madry et al. 2018) takes many smaller steps,
+# re-computing the gradient each time, and after each step clips the change back into the
+# allowed box [x - eps, x + eps] (and into [0, 1]). It finds the weak spots FGSM steps over.
+# ---------------------------------------------------------------------------------------
+
+
+def pgd(net, pixels: np.ndarray, labels: np.ndarray, epsilon: float, steps: int = 10) -> np.ndarray:
+    step_size = 2.5 * epsilon / steps
+    adv = pixels.copy()
+    for _ in range(steps):
+        adv = adv + step_size * np.sign(input_gradient(net, adv, labels))
+        adv = np.clip(np.clip(adv, pixels - epsilon, pixels + epsilon), 0.0, 1.0).astype(np.float32)
+    return adv
+
+
+pgd_steps = lesson.pick(quick=3, default=10, full=20)
+print(f"\nat epsilon {train_eps}, FGSM (1 step) against PGD ({pgd_steps} steps):")
+for name, net in (("original network", model), ("after adversarial training", robust)):
+    one_step = accuracy_under_attack(net, fgsm, train_eps)
+    many_steps = accuracy_under_attack(net, lambda n, x, y, e: pgd(n, x, y, e, pgd_steps), train_eps)
+    print(f"  {name:<27} FGSM {100 * one_step:6.2f}%   PGD {100 * many_steps:6.2f}%")
+# PGD should do clearly more damage than FGSM on both networks: a one-step attack
+# overstates how robust a network is. Compare the adversarially trained network's two
+# numbers: its robustness is real (both should be above the original network's), but
+# smaller than FGSM says. Part of what FGSM training buys is robustness to FGSM itself -
+# the gradient at the clean image can stop pointing anywhere useful - not to small
+# changes in general. Training against PGD is the defence that holds up best today, at
+# several times the training cost.
+
 viz.plot_curves({"FGSM, original network": (epsilons, [100 * a for a in fgsm_accuracy]),
                  "random ±epsilon noise, original network": (epsilons, [100 * a for a in noise_accuracy]),
                  "FGSM, after adversarial training": (epsilons, [100 * a for a in robust_accuracy])},
                 lesson.figure("accuracy_vs_epsilon.png"), xlabel="epsilon (largest change per pixel, 1 = black to white)",
                 ylabel="test accuracy (%)", title="LeNet-5 under attack")
 
-# accuracy_vs_epsilon.png sums it up. Adversarial training lifts the FGSM curve a lot -
-# for attacks up to about the epsilon it trained with - at little cost on clean digits.
-# Be careful with the win, though: FGSM is the weakest attack there is (one step). An
-# attacker who takes many small steps (projected gradient descent, Madry et al. 2018)
-# finds adversarial examples for such networks again, and training against *that* is the
-# defence that holds up best today - at several times the training cost.
+# accuracy_vs_epsilon.png sums it up. Adversarial training should lift the FGSM curve a
+# lot - for attacks up to about the epsilon it trained with - at little cost on clean
+# digits (the epsilon = 0 row of the before/after table). Be careful with the win, though:
+# FGSM is a single-step attack, one of the cheapest there is, and section 6 measured what
+# a patient attacker does to the same network.
 #
 # The deeper point: a network can be 97-99% accurate and still see the world very
 # differently from us. Its decision depends on many tiny pixel-level cues that add up,
@@ -215,3 +248,32 @@ viz.plot_curves({"FGSM, original network": (epsilons, [100 * a for a in fgsm_acc
 
 print(f"\nlesson 12 took {time.perf_counter() - started:.0f}s")
 lesson.finish()
+
+# ---------------------------------------------------------------------------------------
+# Where this lives (the reference floor: read these next)
+#   tinycnn/tensor.py               requires_grad on an input: backward fills the image's .grad
+#   tinycnn/functional/loss.py      cross_entropy, whose gradient FGSM follows
+#   tinycnn/functional/conv.py      conv2d's backward for the input (col2im): how the gradient
+#                                   reaches the pixels
+#   tinycnn/models/lenet.py         the attacked network
+# ---------------------------------------------------------------------------------------
+#
+# Questions
+#   1. Why does a change of 0.1 per pixel, invisible to us, move the network's scores so much?
+#   2. Why does random noise of the same size do almost nothing?
+#   3. What does PGD do that FGSM does not, and why is it stronger?
+#   4. Why can FGSM training look like a strong defence and not be one?
+#
+# Answers (try first)
+#   1. A score is roughly a sum of weight x pixel over 784 pixels; moving each pixel by eps
+#      in the sign of its weight adds eps * sum|w|: all small changes add up.
+#   2. Random signs mostly cancel: the change of the score grows like sqrt(784) * eps *
+#      typical |w|, not 784 * eps * typical |w|.
+#   3. It takes many small steps, recomputing the gradient each time and projecting back
+#      into the allowed box, so it follows the loss surface where it curves instead of
+#      trusting one linear step.
+#   4. The network can learn to make its gradient at clean images uninformative ("gradient
+#      masking"), which defeats FGSM without removing nearby adversarial examples; an
+#      iterative attack still finds them.
+#
+# Exercises: lessons/exercises/12_adversarial_examples.py — check your work with: python lessons/check.py 12

@@ -27,13 +27,14 @@ from tinycnn.data import (
 from tinycnn.train import evaluate, fit
 from lesson_utils import Lesson
 
-lesson = Lesson(__file__, __doc__, needs_data=True)
+lesson = Lesson(__file__, __doc__, needs_data=True, uses_lenet5=True)
 started = time.perf_counter()
 
 # ---------------------------------------------------------------------------------------
 # 1. A trained LeNet-5
 #
-# Lesson 6's if its weights are saved (and good); otherwise one epoch of training here.
+# Lesson 6's if its weights are found (and good); otherwise (or with --lenet5 train) one
+# epoch of training here. What follows holds for both.
 # ---------------------------------------------------------------------------------------
 prepare = Compose([ToFloat(), Normalize(MNIST_MEAN, MNIST_STD)])
 mnist_test = lesson.dataset(MNIST, train=False)
@@ -123,11 +124,11 @@ sal, predicted = saliency(model, digits)
 viz.overlay_heatmap(mnist_test.images[:n_show], sal, lesson.figure("saliency_mnist.png"), alpha=0.6,
                     titles=[f"predicted {p}" for p in predicted], title="Saliency |d score / d pixel|")
 
-# saliency_mnist.png: the sensitive pixels lie on and right next to the strokes, and
-# especially where a small change would turn the digit into another one - the gap at the
-# top of a 4 (closing it makes a 9), the ends of a 7's bar. Saliency maps are noisy: a
-# gradient describes a tiny neighbourhood of the image, and with ReLUs it jumps from pixel
-# to pixel.
+# saliency_mnist.png: the sensitive pixels should lie on and right next to the strokes,
+# often where a small change would turn the digit into another one (look at the top of
+# the 4s, where closing the gap would make a 9, and at the 7's bar). Saliency maps are
+# noisy: a gradient describes a tiny neighbourhood of the image, and with ReLUs it jumps
+# from pixel to pixel.
 
 # ---------------------------------------------------------------------------------------
 # 5. Grad-CAM: which regions does the decision rest on?
@@ -174,12 +175,25 @@ print(f"Grad-CAM maps: {cam.shape} (one 10x10 map per digit)")
 # (conv2 has no padding: it never centres on the border). Place it there before drawing:
 # every cell becomes a 2x2 block, with a 4-pixel border of zeros around.
 placed = np.pad(np.kron(cam, np.ones((2, 2))), ((0, 0), (4, 4), (4, 4)))
-viz.overlay_heatmap(mnist_test.images[:n_show], placed, lesson.figure("gradcam_mnist.png"), alpha=0.5,
-                    titles=[f"predicted {p}" for p in predicted], title="Grad-CAM on conv2 (10x10 cells of 2x2 pixels)")
+empty = cam.reshape(len(cam), -1).max(axis=1) <= 0
+viz.overlay_heatmap(mnist_test.images[:n_show], placed, lesson.figure("gradcam_mnist.png"), alpha=0.7,
+                    titles=[f"predicted {p}" + (" (empty map)" if e else "") for p, e in zip(predicted, empty)],
+                    title="Grad-CAM on conv2 (10x10 cells of 2x2 pixels)")
+print("Grad-CAM on digits: share of the 10x10 cells with positive evidence: "
+      + ", ".join(f"{label}: {100 * (c > 0).mean():.0f}%" for label, c in zip(mnist_test.labels[:n_show], cam)))
+if empty.any():
+    print(f"  empty maps (no cell positive) for the digits {', '.join(str(d) for d in mnist_test.labels[:n_show][empty])}")
 
-# gradcam_mnist.png: coarser than saliency (10x10 cells, blurred by the upsampling) but
-# calmer, and on the parts that make the digit what it is: the loop of a 9 or 6, the
-# crossing of a 4. On MNIST the digit fills the image, so "where" is not a hard question.
+# gradcam_mnist.png: coarser than saliency (10x10 cells) but calmer. Where a map is not
+# empty, look at which part of the stroke it marks - often a part that tells the digit
+# from its neighbours (the bar of a 7, the crossing of a 4). But read the printout first:
+# some maps can be empty, or nearly so. That is Grad-CAM's own limit, not a bug: the
+# weights alpha_k are averages of the gradient over the whole map, and when the maps with
+# positive alpha are quiet on this digit, the weighted sum is negative everywhere and
+# the ReLU leaves nothing. With only 16 maps of 10x10, a digit's evidence can sit in a
+# few maps whose average gradient is negative. Grad-CAM is a summary of the last layer,
+# not a reading of the network's mind; on MNIST, where the digit fills the image, "where"
+# is not even a hard question. The next section asks it where it matters.
 
 # ---------------------------------------------------------------------------------------
 # 6. Grad-CAM where "where" matters: Shapes
@@ -217,8 +231,27 @@ sal, _ = saliency(net, shapes_prepare(images))
 names = [f"{shapes_test.classes[p]}" + ("" if p == t else f" (true: {shapes_test.classes[t]})")
          for p, t in zip(predicted, shapes_test.labels[:n_show_shapes])]
 viz.plot_image_grid(images, lesson.figure("shapes_images.png"), titles=names, title="Shapes test images, predicted")
-viz.overlay_heatmap(images, cam, lesson.figure("gradcam_shapes.png"), titles=names, alpha=0.5,
-                    title=f"Grad-CAM on the last conv block ({cam.shape[1]}x{cam.shape[2]}, upsampled)")
+viz.overlay_heatmap(images, cam, lesson.figure("gradcam_shapes.png"), titles=names, alpha=0.8,
+                    title=f"Grad-CAM, last conv block ({cam.shape[1]}x{cam.shape[2]}), on grey images")
+# How much of each map's heat falls on the figure? Shapes knows where it drew each figure
+# only as pixels that differ from the background, so we measure it roughly: the share of
+# the heat inside the figure's bounding box, which a map spread evenly would give as the
+# box's share of the image.
+cam_up = np.kron(cam, np.ones((images.shape[2] // cam.shape[1], images.shape[3] // cam.shape[2])))
+background = np.median(images.reshape(len(images), 3, -1), axis=2)[:, :, None, None]
+figure_mask = np.abs(images.astype(np.float32) - background).max(axis=1) > 60
+on_figure, box_share = [], []
+for heat, mask in zip(cam_up, figure_mask):
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if heat.sum() <= 0 or rows.size == 0:
+        continue
+    box = np.zeros_like(mask)
+    box[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = True
+    on_figure.append(heat[box].sum() / heat.sum())
+    box_share.append(box.mean())
+if on_figure:
+    print(f"Grad-CAM on Shapes: on average {100 * np.mean(on_figure):.0f}% of the heat falls in the figure's box, "
+          f"which covers {100 * np.mean(box_share):.0f}% of the image")
 viz.overlay_heatmap(images, sal, lesson.figure("saliency_shapes.png"), titles=names, alpha=0.6,
                     title="Saliency |d score / d pixel|")
 
@@ -230,9 +263,40 @@ viz.overlay_heatmap(images, sal, lesson.figure("saliency_shapes.png"), titles=na
 # class then also rests on "there is nothing else here" - evidence of a kind we would not
 # use. The saliency maps (saliency_shapes.png) agree on the location but are speckled.
 #
-# These tools are how one catches a network cheating: a classifier of "wolf vs husky"
-# whose Grad-CAM lights up the snow, not the animal, has learnt the background. Use them
-# before trusting a model, especially one trained on data you did not collect yourself.
+# These tools are how one catches a network cheating. The classic story is from another
+# explanation method, LIME (Ribeiro, Singh & Guestrin 2016): a "wolf vs husky" classifier,
+# trained on purpose on photos where every wolf stood in snow, was explained as looking at
+# the snow, not the animal - it had learnt the background. Grad-CAM asks the same
+# question of a CNN's last layer. Use such tools before trusting a model, especially one
+# trained on data you did not collect yourself - and remember how sparse (or empty) some
+# digits' maps came out above: an explanation is a summary, and it can be silent or wrong too.
 
 print(f"\nlesson 13 took {time.perf_counter() - started:.0f}s")
 lesson.finish()
+
+# ---------------------------------------------------------------------------------------
+# Where this lives (the reference floor: read these next)
+#   tinycnn/tensor.py              retain_grad (keep an intermediate's .grad), requires_grad on inputs
+#   tinycnn/functional/conv.py     the input gradient of a convolution, which saliency follows
+#   tinycnn/viz.py                 plot_filters, plot_feature_maps, overlay_heatmap
+#   tinycnn/models/lenet.py, tinycnn/models/small.py   the two networks looked into
+# ---------------------------------------------------------------------------------------
+#
+# Questions
+#   1. What is the difference between saliency and Grad-CAM, in what they differentiate
+#      and at what resolution they answer?
+#   2. Why does Grad-CAM need retain_grad(), while saliency does not?
+#   3. Why can a Grad-CAM map be all zero for a correctly classified image?
+#   4. Where in the 28x28 image does LeNet-5's 10x10 conv2 map sit, and why not everywhere?
+#
+# Answers (try first)
+#   1. Saliency: d score / d pixel, per pixel (fine, noisy). Grad-CAM: the last conv maps
+#      weighted by their average gradient, at the maps' resolution (coarse, calmer).
+#   2. The input was made a leaf with requires_grad=True, and leaves keep .grad; the conv
+#      maps are intermediate results, whose gradients backward frees unless asked.
+#   3. cam = ReLU(sum_k alpha_k A_k): if the maps with positive alpha_k are inactive where
+#      the others are active, the sum is negative at every cell and the ReLU zeroes it.
+#   4. The central 20x20 pixels (cells 2x2 each): conv2 has no padding, so its windows
+#      never centre on the border.
+#
+# Exercises: lessons/exercises/13_what_the_network_sees.py — check your work with: python lessons/check.py 13

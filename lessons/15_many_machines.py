@@ -209,3 +209,35 @@ if group.size == 1:
 say(f"\ndone in {time.perf_counter() - started:.1f}s")
 if leader:
     lesson.finish()
+
+# ---------------------------------------------------------------------------------------
+# Where this lives (read these next)
+#   tinycnn/distributed/data_parallel.py   DistributedDataParallel: the broadcast, the buckets,
+#                                          the all-reduce started from the backward pass
+#   tinycnn/distributed/process_group.py   ranks, sizes and the collective operations
+#   tinycnn/distributed/mpi.py, tinycnn/distributed/nccl.py   the two transports
+#   tinycnn/distributed/sync_batchnorm.py  batch norm with statistics over every rank's share
+#   tinycnn/data/loader.py                 set_shard: each rank's part of the same batch order
+# ---------------------------------------------------------------------------------------
+#
+# Questions
+#   1. Two ranks hold 40 and 24 images of a batch of 64. With what weights must their mean
+#      gradients be combined to equal one process's gradient?
+#   2. How many bytes does each rank send in a ring all-reduce of S bytes over N ranks, and
+#      why does that barely grow with N?
+#   3. Why does data parallelism need the same initial weights on every rank, and how does
+#      DistributedDataParallel ensure it?
+#   4. Why does plain batch norm make N ranks differ from one process, and what fixes it?
+#
+# Answers (try first)
+#   1. 40/64 and 24/64: the mean over the batch is the size-weighted mean of the shares'
+#      means (a plain average only when the shares are equal).
+#   2. 2 (N-1)/N x S: each of the N-1 reduce-scatter and N-1 all-gather steps sends one
+#      chunk of S/N. It tends to 2 S, whatever N; only the number of latencies grows.
+#   3. Each rank applies the same averaged gradient to its own copy of the weights; the
+#      copies stay equal only if they start equal. DDP broadcasts rank 0's weights when
+#      it wraps the model.
+#   4. Each rank normalises with its own share's statistics, not the whole batch's.
+#      SyncBatchNorm all-reduces the per-channel sums so every rank uses the batch's.
+#
+# Exercises: lessons/exercises/15_many_machines.py — check your work with: python lessons/check.py 15

@@ -10,11 +10,13 @@ A lesson is run as ``python lessons/NN_name.py`` and takes
     --download   fetch a missing data set
     --device     cpu or cuda (default: the GPU when CuPy sees one)
     --seed       the random seed (default 0)
+    --lenet5     (lessons 11-14) auto, train, or a lesson-6 weights file (see Lesson.mnist_lenet5)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,14 +31,22 @@ tinycnn.fast.keep_freed_memory()
 # The exit status of a lesson whose data set is missing: the tests skip on it.
 MISSING_DATA = 3
 
-# Where lesson 6 saves its trained LeNet-5 (lessons 11-14 reuse it).
-LESSON6_WEIGHTS = Path(__file__).resolve().parent / "out" / "06_lenet5_mnist" / "lenet5_mnist.npz"
+# Where lesson 6 saves its trained LeNet-5 by default (lessons 11-14 reuse it) ...
+LESSON6_FILE = "lenet5_mnist.npz"
+LESSON6_WEIGHTS = Path(__file__).resolve().parent / "out" / "06_lenet5_mnist" / LESSON6_FILE
+
+
+def lessons_cache_dir() -> Path:
+    """... and the shared cache it also writes to, whatever its --out: ``~/.cache/tinycnn/lessons``
+    (``$XDG_CACHE_HOME/tinycnn/lessons`` when that variable is set)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "tinycnn" / "lessons"
 
 
 class Lesson:
     """The parsed options of one lesson plus helpers; ``Lesson(__file__, __doc__)``."""
 
-    def __init__(self, file: str, doc: str, needs_data: bool = False):
+    def __init__(self, file: str, doc: str, needs_data: bool = False, uses_lenet5: bool = False):
         self.name = Path(file).stem
         parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
         size = parser.add_mutually_exclusive_group()
@@ -51,6 +61,10 @@ class Lesson:
             parser.add_argument("--data-dir", help="folder holding mnist/, fashion-mnist/, cifar10/ "
                                                    "(default: $TINYCNN_DATA or ~/.cache/tinycnn)")
             parser.add_argument("--download", action="store_true", help="download the data set if missing")
+        if uses_lenet5:
+            parser.add_argument("--lenet5", default="auto",
+                                help="auto: lesson 6's saved LeNet-5 if one is found (else train one); "
+                                     "train: always train a quick one here; or the path of a .npz lesson 6 wrote")
         self.args = parser.parse_args()
         self.quick, self.full = self.args.quick, self.args.full
         self.mode = "quick" if self.quick else "full" if self.full else "default"
@@ -81,9 +95,25 @@ class Lesson:
                   f"Run it with --data-dir DIR (a folder holding the data set) or --download.", file=sys.stderr)
             sys.exit(MISSING_DATA)
 
+    def lenet5_candidates(self) -> list:
+        """Where lesson 6 may have saved its LeNet-5, in the order they are tried: beside this
+        lesson's own --out folder (a run with --out ROOT/NN_name for every lesson), lesson 6's
+        default folder, then the shared cache lesson 6 writes to whatever its --out."""
+        places = [self.out.parent / "06_lenet5_mnist" / LESSON6_FILE, LESSON6_WEIGHTS,
+                  lessons_cache_dir() / LESSON6_FILE]
+        unique = []
+        for place in places:
+            if place.resolve() not in [u.resolve() for u in unique]:
+                unique.append(place)
+        return unique
+
     def mnist_lenet5(self, n_train=None):
         """A LeNet-5 trained on MNIST: lesson 6's if it is saved and good (>= 97% on 2,000
-        test digits), else one epoch of Adam here on ``n_train`` digits (about 97%)."""
+        test digits), else one epoch of Adam here on ``n_train`` digits (about 97-98%).
+
+        ``--lenet5 auto`` (the default) tries :meth:`lenet5_candidates`; ``--lenet5 train``
+        always trains one here (to check a lesson's conclusions without lesson 6's network);
+        ``--lenet5 FILE`` loads that file."""
         from tinycnn import models, optim
         from tinycnn.data import MNIST, MNIST_MEAN, MNIST_STD, Compose, DataLoader, Normalize, Subset, ToFloat
         from tinycnn.train import evaluate, fit
@@ -91,17 +121,32 @@ class Lesson:
         prepare = Compose([ToFloat(), Normalize(MNIST_MEAN, MNIST_STD)])
         test_digits = Subset(self.dataset(MNIST, train=False), np.arange(2000))
         test_loader = DataLoader(test_digits, batch_size=500, transform=prepare, device=self.device)
-        model = models.lenet5().to(self.device)
-        if LESSON6_WEIGHTS.exists():
-            model.load_state_dict(tinycnn.load(LESSON6_WEIGHTS)["model"])
+        choice = getattr(self.args, "lenet5", "auto")
+        if choice == "train":
+            places = []
+            print("--lenet5 train: training a LeNet-5 here instead of loading lesson 6's")
+        elif choice == "auto":
+            places = [p for p in self.lenet5_candidates() if p.exists()]
+            if not places:
+                print("no saved LeNet-5 from lesson 6 (looked in "
+                      + ", ".join(str(p.parent) for p in self.lenet5_candidates())
+                      + "; run lessons/06_lenet5_mnist.py first to reuse it): training one")
+        else:
+            places = [Path(choice)]
+            if not places[0].exists():
+                sys.exit(f"{self.name}: --lenet5 {choice}: no such file (expected a .npz lesson 6 wrote, "
+                         "or 'auto' or 'train')")
+        for place in places:
+            model = models.lenet5().to(self.device)
+            model.load_state_dict(tinycnn.load(place)["model"])
             accuracy = evaluate(model, test_loader)["accuracy"]
             if accuracy >= 0.97:
-                print(f"loaded lesson 6's LeNet-5 ({LESSON6_WEIGHTS.name}): {100 * accuracy:.2f}% on 2,000 MNIST test digits")
+                print(f"loaded lesson 6's LeNet-5 ({place}): {100 * accuracy:.2f}% on 2,000 MNIST test digits")
                 return model
-            print(f"lesson 6's saved LeNet-5 reaches only {100 * accuracy:.1f}% (a --quick run?): training a new one")
-            model = models.lenet5().to(self.device)
-        else:
-            print("no saved LeNet-5 from lesson 6 (run lessons/06_lenet5_mnist.py first to reuse it): training one")
+            print(f"lesson 6's LeNet-5 in {place} reaches only {100 * accuracy:.1f}% (a --quick run?): not used")
+        if places:
+            print("training a LeNet-5 here")
+        model = models.lenet5().to(self.device)
         n_train = n_train or self.pick(quick=1000, default=30000, full=55000)
         train_digits = Subset(self.dataset(MNIST, train=True), np.arange(n_train))
         loader = DataLoader(train_digits, batch_size=64, shuffle=True, seed=self.args.seed, transform=prepare,

@@ -22,7 +22,8 @@ def test_lesson_runs_quick(lesson, tmp_path):
     command = [sys.executable, str(lesson), "--quick", "--out", str(tmp_path)]
     if "needs_data=True" in lesson.read_text():  # Lesson(__file__, __doc__, needs_data=True)
         command += ["--data-dir", str(DATA)]
-    env = dict(os.environ, MPLBACKEND="Agg")
+    cache = tmp_path / "cache"      # lesson 6 shares its LeNet-5 through ~/.cache/tinycnn/lessons: not the user's here
+    env = dict(os.environ, MPLBACKEND="Agg", XDG_CACHE_HOME=str(cache))
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     if result.returncode == MISSING_DATA:
         pytest.skip(f"{lesson.stem}: real data absent ({result.stderr.strip().splitlines()[0]})")
@@ -30,3 +31,5 @@ def test_lesson_runs_quick(lesson, tmp_path):
     pngs = list(tmp_path.glob("*.png"))
     assert pngs, f"{lesson.name} wrote no figure"
     assert all(p.stat().st_size > 1000 for p in pngs)
+    # a --quick run's network is too weak to share: nothing goes into the shared cache
+    assert not list(cache.glob("tinycnn/lessons/*.npz")), f"{lesson.name} --quick wrote into the shared cache"

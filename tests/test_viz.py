@@ -57,6 +57,11 @@ PLOTS = {
         {"sgd": [3, 2, 1.5, 1.2], "adam": (np.array([0, 2, 4]), [2.5, 1.0, 0.5])},
         p, "epoch", "loss", title="optimizers", logy=True),
     "bars": lambda p: viz.plot_bars({"clean": 0.91, "gaussian noise": 0.62, "blur": 0.7}, p, "accuracy"),
+    "bars_grouped": lambda p: viz.plot_bars({"noise": (62, 80), "blur": (70, 75)}, p, "accuracy (%)",
+                                            series_names=("before", "after")),
+    "curves_styled": lambda p: viz.plot_curves(
+        {"exact": ([1, 10, 100], [1, 2, 3]), "measured": ([1, 10, 100], [1, 2, 3])}, p, "n", "value",
+        logx=True, styles={"measured": {"linestyle": "none", "marker": "o"}}),
     "heatmap": lambda p: viz.overlay_heatmap(
         rng.integers(0, 256, (2, 3, 16, 16), dtype=np.uint8), rng.random((2, 4, 4)), p,
         titles=["x", "y"]),
@@ -89,6 +94,27 @@ def test_confusion_matrix_counts_a_hand_example():
                                       [0, 1, 0, 0],
                                       [1, 0, 2, 0],
                                       [0, 0, 0, 0]])
+
+
+def test_confusion_cells_show_counts_and_rare_confusions_are_not_zero_percent():
+    y_true = np.array([0] * 1000 + [1] * 10)
+    y_pred = np.array([0] * 997 + [1] * 3 + [1] * 10)       # 3 of 1000 zeros taken for ones
+    counts = viz.confusion_matrix(y_true, y_pred, 2)
+    assert viz.confusion_cell_labels(counts) == [["997\n100%", "3\n0.3%"], ["0", "10\n100%"]]
+    assert viz.confusion_cell_labels(counts, normalize=False) == [["997", "3"], ["0", "10"]]
+
+
+def test_confusion_plot_writes_every_count_into_its_cell(tmp_path, monkeypatch):
+    written = []
+    original = viz.Figure.savefig
+
+    def keep_texts(fig, *args, **kwargs):
+        written.extend(t.get_text() for ax in fig.axes for t in ax.texts)
+        return original(fig, *args, **kwargs)
+
+    monkeypatch.setattr(viz.Figure, "savefig", keep_texts)
+    viz.plot_confusion_matrix([0, 0, 0, 1, 2], [0, 0, 1, 1, 0], ["a", "b", "c"], tmp_path / "cm.png")
+    assert written == ["2\n67%", "1\n33%", "0", "0", "1\n100%", "0", "1\n100%", "0", "0"]
 
 
 def test_to_display_ranges_and_layout():
@@ -149,6 +175,8 @@ def test_tensors_are_accepted(tmp_path):
      r"y_true labels in \[0, 2\), got values from 0 to 5"),
     (lambda p: viz.confusion_matrix([0, 1], [0], 2), "same length, got 2 and 1"),
     (lambda p: viz.confusion_matrix([0.5], [0], 2), "integer class labels, got dtype float64"),
+    (lambda p: viz.plot_bars({"a": (1, 2, 3)}, p, "v", series_names=("x", "y")), "expected 2 values"),
+    (lambda p: viz.plot_curves({"a": [1, 2]}, p, "x", "y", styles={"b": {}}), "styles name curves"),
     (lambda p: viz.plot_image_grid(np.zeros((2, 1, 4, 4)), p, titles=["a"]), "expected 2 titles.*got 1"),
     (lambda p: viz.plot_filters(np.zeros((4, 3, 3)), p), r"\(out, in, kh, kw\), got shape \(4, 3, 3\)"),
     (lambda p: viz.plot_feature_maps(np.zeros((2, 3, 4, 4)), p), r"got shape \(2, 3, 4, 4\)"),

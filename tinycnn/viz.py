@@ -37,6 +37,7 @@ from .atomic import atomic_write
 __all__ = [
     "to_display",
     "confusion_matrix",
+    "confusion_cell_labels",
     "plot_history",
     "plot_confusion_matrix",
     "plot_predictions",
@@ -245,13 +246,20 @@ def _resize_bilinear(maps: np.ndarray, height: int, width: int) -> np.ndarray:
     return rows[:, :, x0] * (1 - wx) + rows[:, :, x1] * wx                 # (N, height, width)
 
 
-def overlay_heatmap(images, heatmaps, path, titles=None, alpha=0.5, title=None) -> Path:
-    """Heatmaps (saliency, Grad-CAM) drawn in the "jet" colormap over their images.
+def overlay_heatmap(images, heatmaps, path, titles=None, alpha=0.6, title=None, cmap="jet") -> Path:
+    """Heatmaps (saliency, Grad-CAM) drawn in colour over their images.
 
     ``images``: (N, C, H, W) (see :func:`to_display`); ``heatmaps``: (N, h, w),
     upsampled bilinearly to (H, W) when smaller. Each heatmap is min-max scaled to
-    [0, 1] on its own; ``alpha`` is its opacity.
+    [0, 1] on its own (an all-zero map stays 0: nothing is drawn over it).
+
+    So that both the image and the heat stay readable, colour images are shown in grey
+    under the heat (a colour map cannot be read on top of colours), and each pixel's
+    heat colour is as opaque as it is hot: ``alpha`` x heat, so cold regions show the
+    image untouched and only the hot ones are tinted.
     """
+    from matplotlib import colormaps
+
     shown = to_display(images)
     heatmaps = _as_numpy(heatmaps).astype(np.float64)
     if heatmaps.ndim != 3:
@@ -263,12 +271,17 @@ def overlay_heatmap(images, heatmaps, path, titles=None, alpha=0.5, title=None) 
     low = heatmaps.min(axis=(1, 2), keepdims=True)
     span = heatmaps.max(axis=(1, 2), keepdims=True) - low
     heatmaps = (heatmaps - low) / np.where(span > 0, span, 1.0)
+    if shown.ndim == 4:                                            # RGB -> grey (luminance)
+        shown = shown @ np.array([0.299, 0.587, 0.114])
     if titles is not None:
         _check_length("titles", titles, len(shown))
+    colour = colormaps[cmap]
     fig, axes = _grid(len(shown), cell=2.0, title=title)
     for i, ax in enumerate(axes):
         _show(ax, shown[i])
-        ax.imshow(heatmaps[i], cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0)
+        rgba = colour(heatmaps[i])                                 # (H, W, 4)
+        rgba[..., 3] = alpha * heatmaps[i]
+        ax.imshow(rgba, interpolation="nearest")
         if titles is not None:
             ax.set_title(str(titles[i]), fontsize=8)
     return _save(fig, path)
@@ -290,40 +303,63 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     return flat.reshape(num_classes, num_classes).astype(np.int64)
 
 
+def confusion_cell_labels(counts, normalize: bool = True) -> list:
+    """The text of each cell of a confusion matrix: its count, and with ``normalize`` the
+    percentage of its true class under it ("3\n0.3%").
+
+    ``counts``: (K, K) integer counts as :func:`confusion_matrix` returns. A percentage
+    under 10% keeps one decimal, so a rare confusion never reads "0%"; an empty cell is "0".
+    Returns K lists of K strings.
+    """
+    counts = np.asarray(counts)
+    totals = np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    labels = []
+    for t, row in enumerate(counts):
+        cells = []
+        for count in row:
+            if count == 0 or not normalize:
+                cells.append(str(int(count)))
+                continue
+            percent = 100 * count / totals[t, 0]
+            cells.append(f"{int(count)}\n{percent:.1f}%" if percent < 10 else f"{int(count)}\n{percent:.0f}%")
+        labels.append(cells)
+    return labels
+
+
 def plot_confusion_matrix(y_true, y_pred, class_names, path, normalize=True, title=None) -> Path:
     """The confusion matrix as a colored table, true classes down, predictions across.
 
     ``y_true``, ``y_pred``: (N,) integer labels; ``class_names``: one name per class.
-    With ``normalize`` each row is divided by its total, so cells show the percentage
-    of each true class given each prediction (the diagonal is per-class recall);
-    otherwise cells show counts.
+    Every cell shows its count. With ``normalize`` each cell also shows, and is coloured
+    by, the percentage of its true class given that prediction (the diagonal is per-class
+    recall); the colour scale is a square root, so a confusion of 1% is still visibly
+    tinted. Without ``normalize`` cells are coloured by count.
     """
+    from matplotlib.colors import PowerNorm
+
     counts = confusion_matrix(y_true, y_pred, len(class_names))
-    if normalize:
-        totals = counts.sum(axis=1, keepdims=True)
-        values = counts / np.maximum(totals, 1)
-        labels = [[f"{100 * v:.0f}%" for v in row] for row in values]
-    else:
-        values = counts
-        labels = [[str(v) for v in row] for row in values]
+    values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
+    labels = confusion_cell_labels(counts, normalize)
 
     n = len(class_names)
-    size = max(4.5, 0.55 * n + 2.5)
+    size = max(4.5, 0.65 * n + 2.5)
     fig = Figure(figsize=(size + 1, size), layout="constrained")
     ax = fig.subplots()
     vmax = 1 if normalize else max(counts.max(), 1)
-    image = ax.imshow(values, cmap="Blues", vmin=0, vmax=vmax)
+    image = ax.imshow(values, cmap="Blues", norm=PowerNorm(0.5, vmin=0, vmax=vmax))
     fig.colorbar(image, ax=ax, label="fraction of true class" if normalize else "count")
     ticks = np.arange(n)
     ax.set_xticks(ticks, [str(c) for c in class_names], rotation=45, ha="right")
     ax.set_yticks(ticks, [str(c) for c in class_names])
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    dark = values > 0.5 * vmax
+    dark = values > 0.4 * vmax
+    fontsize = 8 if n <= 10 else 7 if n <= 12 else 5
     for t in range(n):
         for p in range(n):
-            ax.text(p, t, labels[t][p], ha="center", va="center", fontsize=8,
-                    color="white" if dark[t, p] else "black")
+            color = "white" if dark[t, p] else "black" if counts[t, p] else "0.7"
+            ax.text(p, t, labels[t][p], ha="center", va="center", fontsize=fontsize, color=color,
+                    linespacing=0.9)
     accuracy = np.trace(counts) / max(counts.sum(), 1)
     ax.set_title(title or f"Confusion matrix (accuracy {100 * accuracy:.1f}%)")
     return _save(fig, path)
@@ -369,12 +405,20 @@ def plot_history(history, path, title=None) -> Path:
     return _save(fig, path)
 
 
-def plot_curves(curves, path, xlabel, ylabel, title=None, logy=False) -> Path:
+def plot_curves(curves, path, xlabel, ylabel, title=None, logy=False, logx=False, styles=None) -> Path:
     """Several named curves on one axis, e.g. the loss of SGD vs Adam.
 
     ``curves``: dict name -> y values (x is then 0, 1, 2, ...) or name -> ``(x, y)``
-    pair of equal-length sequences. ``logy`` puts the y axis on a log scale.
+    pair of equal-length sequences. ``logy`` / ``logx`` put that axis on a log scale.
+    ``styles``: optional dict name -> matplotlib keyword arguments for that curve, e.g.
+    ``{"finite differences": {"linestyle": "none", "marker": "o"}}``, so that curves lying
+    on top of each other stay visible.
     """
+    styles = styles or {}
+    unknown = set(styles) - set(curves)
+    if unknown:
+        raise ValueError(f"styles name curves that are not plotted: {sorted(unknown)}; "
+                         f"the curves are {list(curves)}")
     if len(curves) == 0:
         raise ValueError("expected at least one curve, got an empty dict")
     fig = Figure(figsize=(7, 4.5), layout="constrained")
@@ -385,31 +429,55 @@ def plot_curves(curves, path, xlabel, ylabel, title=None, logy=False) -> Path:
             if len(x) != len(y):
                 raise ValueError(f"curve {name!r}: expected x and y of the same length, "
                                  f"got {len(x)} and {len(y)}")
-            ax.plot(x, y, label=str(name))
+            ax.plot(x, y, label=str(name), **styles.get(name, {}))
         else:
-            ax.plot(_as_numpy(values), label=str(name))
+            ax.plot(_as_numpy(values), label=str(name), **styles.get(name, {}))
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     if logy:
         ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
     ax.grid(True, alpha=0.3)
     ax.legend()
     return _save(fig, path)
 
 
-def plot_bars(values, path, ylabel, title=None) -> Path:
-    """A bar chart of ``values`` (dict label -> number), each bar labelled with its value."""
+def plot_bars(values, path, ylabel, title=None, series_names=None) -> Path:
+    """A bar chart of ``values``, each bar labelled with its value.
+
+    ``values``: dict label -> number (one bar per label), or dict label -> sequence of
+    numbers, one per entry of ``series_names`` (grouped bars, one colour per series with
+    a legend: e.g. ``{"blur": (91.0, 97.5)}`` with ``series_names=("before", "after")``).
+    """
     if len(values) == 0:
         raise ValueError("expected at least one bar, got an empty dict")
     labels = [str(k) for k in values]
-    heights = [float(_as_numpy(v)) for v in values.values()]
-    fig = Figure(figsize=(max(5.0, 0.8 * len(labels) + 2), 4.5), layout="constrained")
+    if series_names is None:
+        groups = [[float(_as_numpy(v))] for v in values.values()]
+        names = [None]
+    else:
+        names = [str(name) for name in series_names]
+        groups = [[float(_as_numpy(x)) for x in v] for v in values.values()]
+        for label, group in zip(labels, groups):
+            if len(group) != len(names):
+                raise ValueError(f"bar group {label!r}: expected {len(names)} values (one per series "
+                                 f"{names}), got {len(group)}")
+    heights = np.array(groups)                                  # (labels, series)
+    width = 0.8 / len(names)
+    fig = Figure(figsize=(max(5.0, 0.8 * len(labels) * max(1, 0.7 * len(names)) + 2), 4.5),
+                 layout="constrained")
     ax = fig.subplots()
-    bars = ax.bar(range(len(labels)), heights, color="tab:blue")
-    ax.bar_label(bars, fmt="%.3g", padding=2)
+    positions = np.arange(len(labels))
+    for s, name in enumerate(names):
+        offset = (s - (len(names) - 1) / 2) * width
+        bars = ax.bar(positions + offset, heights[:, s], width, label=name, color=f"C{s}")
+        ax.bar_label(bars, fmt="%.3g", padding=2, fontsize=8 if len(names) > 1 else 10)
     ax.margins(y=0.12)
     crowded = len(labels) > 5 or max(map(len, labels)) > 10
-    ax.set_xticks(range(len(labels)), labels, rotation=30 if crowded else 0,
+    ax.set_xticks(positions, labels, rotation=30 if crowded else 0,
                   ha="right" if crowded else "center")
     ax.set(ylabel=ylabel, title=title)
     ax.grid(True, axis="y", alpha=0.3)
+    if series_names is not None:
+        ax.legend()
     return _save(fig, path)
