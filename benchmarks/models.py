@@ -62,6 +62,10 @@ SETUPS = {
     "resnet20": ("cifar10", 10, (3, 32, 32), 128),
     "resnet32": ("cifar10", 10, (3, 32, 32), 128),
     "resnet56": ("cifar10", 10, (3, 32, 32), 128),
+    # the torchvision twins, at 32x32 with small_input=True (as tinycnn train builds them for CIFAR-10)
+    **{name: ("cifar10", 10, (3, 32, 32), 128) for name in ("alexnet", "vgg11_bn", "vgg16_bn", "googlenet", "resnet18",
+                                                           "mobilenet_v2", "densenet121", "efficientnet_b0",
+                                                           "squeezenet1_1")},
 }
 
 
@@ -120,13 +124,13 @@ def measure(name: str, args) -> dict:
 
     import tinycnn
     import tinycnn.nn as nn
-    from tinycnn import models
+    from tinycnn import models, runner
 
     device = args.device
     dataset, num_classes, shape, batch = SETUPS[name]
     xp = tinycnn.backend.array_module(device)
     sync = (lambda: xp.cuda.Device().synchronize()) if device == "cuda" else (lambda: None)
-    kwargs = {"input_size": shape[1]} if name in ("lenet5", "small_cnn") else {}
+    kwargs = runner.model_arguments(name, shape[1])   # what tinycnn train builds for this image size
 
     tinycnn.manual_seed(0)
     model = models.get_model(name, num_classes=num_classes, in_channels=shape[0], **kwargs).to(device)
