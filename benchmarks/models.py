@@ -42,7 +42,6 @@ after the same budget.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import os
@@ -111,13 +110,9 @@ def build(name: str):
 
     if name in BLOCK_NETS:
         return block_net(depthwise=name == "separable_blocks")
-    constructor = models.MODELS[name]
-    parameters = inspect.signature(constructor).parameters
-    kwargs = {}
-    if "input_size" in parameters:
-        kwargs["input_size"] = INPUT[1]
-    if "small_input" in parameters:
-        kwargs["small_input"] = True
+    from tinycnn.runner import model_arguments
+
+    kwargs = model_arguments(name, INPUT[1])   # as tinycnn train builds it for 32x32 images (small_input=True)
     return models.get_model(name, num_classes=CLASSES, in_channels=INPUT[0], **kwargs)
 
 

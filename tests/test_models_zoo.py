@@ -119,6 +119,9 @@ def test_small_input_trains_on_one_channel(name):
     model = models.get_model(name, num_classes=10, in_channels=1, small_input=True, **options).train()
     first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
     assert first_conv.weight.shape[1] == 1 and first_conv.in_channels == 1
+    expected = [[key, _head_shape(shape, 10)] for key, shape in META["state_dicts"][name]]
+    expected[0][1][1] = 1                                   # only the first conv's input channels change
+    assert [[key, list(value.shape)] for key, value in model.state_dict().items()] == expected
     x = tinycnn.Tensor(np.random.default_rng(0).standard_normal((2, 1, 32, 32)).astype(np.float32))
     outputs = model(x)
     labels = np.array([3, 7])
@@ -166,6 +169,26 @@ def test_googlenet_without_aux_heads_and_in_eval():
     assert without.train()(x).shape == (1, 10)               # no aux heads: plain logits in training too
     assert with_aux.eval()(x).shape == (1, 10)               # eval: plain logits, aux heads unused
     assert models.googlenet(aux_logits=False).fc.out_features == 1000
+
+
+def test_googlenet_transform_input_renormalises_the_channels():
+    """transform_input=True (torchvision's, for its original weights) maps an image normalised with
+    ImageNet's mean and std to one normalised with 0.5 and 0.5 before the first conv."""
+    model = models.googlenet(num_classes=5, small_input=True, aux_logits=False, transform_input=True, init_weights=False)
+    model = _load_twin_weights(model.to(tinycnn.float64).eval())   # unit-scale weights: outputs that vary
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32))
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    pixels = x * std[:, None, None] + mean[:, None, None]                  # undo ImageNet's normalisation
+    renormalised = (pixels - 0.5) / 0.5
+    with tinycnn.no_grad():
+        ours = model(tinycnn.Tensor(x, dtype=tinycnn.float64)).data
+        model.transform_input = False
+        plain = model(tinycnn.Tensor(renormalised, dtype=tinycnn.float64)).data
+        untransformed = model(tinycnn.Tensor(x, dtype=tinycnn.float64)).data
+    np.testing.assert_allclose(ours, plain, rtol=1e-10, atol=1e-10 * np.max(np.abs(plain)))
+    assert np.max(np.abs(untransformed - plain)) > 1e-3 * np.max(np.abs(plain))   # the transform matters
+    with pytest.raises(ValueError, match="3 RGB channels"):
+        models.googlenet(in_channels=1, transform_input=True)
 
 
 def test_width_and_depth_multipliers():

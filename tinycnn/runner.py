@@ -700,9 +700,13 @@ def checkpoint_weights(checkpoint: dict, weights: str = "best") -> dict:
 
 def model_from_checkpoint(checkpoint: dict, device: str = "cpu", weights: str = "best"):
     """Rebuild the checkpoint's model and load its weights (the best on validation by default)."""
-    meta = checkpoint["meta"]
-    model = build_model(checkpoint["config"]["model"], len(meta["classes"]), meta["image_shape"][0],
-                        meta["image_shape"][1], meta.get("model_args"))  # older checkpoints: derived from the size
+    meta, name = checkpoint["meta"], checkpoint["config"]["model"]
+    try:
+        model = build_model(name, len(meta["classes"]), meta["image_shape"][0], meta["image_shape"][1],
+                            meta.get("model_args"))  # older checkpoints have none: derived from the image size
+    except TypeError as error:   # arguments recorded for another model
+        raise CheckpointError(f"the checkpoint's model arguments {meta.get('model_args')} do not fit model "
+                              f"{name!r}: {error}") from None
     state = checkpoint_weights(checkpoint, weights)
     try:
         model.load_state_dict(state)
