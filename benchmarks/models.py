@@ -148,6 +148,7 @@ def measure(name: str, args) -> dict:
     import tinycnn
     import tinycnn.nn as nn
     from tinycnn.models import count_flops, count_parameters
+    from tinycnn.train import logits_and_loss
 
     device = args.device
     xp = tinycnn.backend.array_module(device)
@@ -168,9 +169,10 @@ def measure(name: str, args) -> dict:
     def train_step():
         model.train()
         optimizer.zero_grad()
-        loss_fn(model(x), y).backward()
+        logits_and_loss(model(x), y, loss_fn)[1].backward()   # GoogLeNet adds its auxiliary heads' losses
         optimizer.step()
 
+    speed_clock = BudgetClock()
     rss_before = _maxrss_bytes()
     step_seconds = _median_seconds(train_step, args.steps, sync)
     row["train_batch"] = batch
@@ -189,6 +191,7 @@ def measure(name: str, args) -> dict:
     big = tinycnn.randn(args.infer_batch, *INPUT, device=device)
     row["latency_batch_ms"] = 1e3 * _median_seconds(infer(big), max(3, args.steps), sync)
     del big
+    row["speed_waited_share"] = speed_clock.waited() / speed_clock.wall()   # > 0.05: other work disturbed the timing
 
     if not args.no_accuracy:
         row.update(train_on_budget(name, args))
@@ -247,7 +250,7 @@ def train_on_budget(name: str, args) -> dict:
 
     import tinycnn
     from tinycnn.runner import RunConfig, prepare_data
-    from tinycnn.train import TrainingDiverged, evaluate
+    from tinycnn.train import TrainingDiverged, evaluate, logits_and_loss
 
     device = args.device
     config = RunConfig(dataset="cifar10", model="resnet20", data_dir=args.data_dir, val_split=0, device=device,
@@ -274,7 +277,7 @@ def train_on_budget(name: str, args) -> dict:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(fraction, RECIPE["lr"])
             optimizer.zero_grad()
-            loss = loss_fn(model(inputs), labels)
+            _, loss = logits_and_loss(model(inputs), labels, loss_fn)
             loss.backward()
             optimizer.step()
             steps += 1

@@ -328,14 +328,14 @@ def test_save_model_records_the_twins_small_input(tmp_path):
 def test_the_training_loop_adds_googlenets_auxiliary_losses():
     """In training GoogLeNet returns (logits, aux2, aux1): the loop scores the logits and adds
     0.3 x each auxiliary loss, so the auxiliary heads learn too."""
-    from tinycnn.train import _logits_and_loss
+    from tinycnn.train import logits_and_loss
 
     tinycnn.manual_seed(0)
     model = models.googlenet(num_classes=4, small_input=True).train()
     x = tinycnn.Tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32))
     labels = np.array([1, 2])
     outputs = model(x)
-    logits, loss = _logits_and_loss(outputs, labels, F.cross_entropy)
+    logits, loss = logits_and_loss(outputs, labels, F.cross_entropy)
     assert logits is outputs.logits
     expected = sum(w * float(F.cross_entropy(o, labels).data)
                    for w, o in ((1.0, outputs.logits), (0.3, outputs.aux_logits1), (0.3, outputs.aux_logits2)))

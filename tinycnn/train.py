@@ -87,7 +87,7 @@ def _batch_counts(logits, labels, loss):
     return loss.data * labels.shape[0], correct
 
 
-def _logits_and_loss(outputs, labels, loss_fn):
+def logits_and_loss(outputs, labels, loss_fn):
     """A training batch's logits and loss. A model with auxiliary classifiers (GoogLeNet in
     training) returns a tuple, the main logits first, and says how much each auxiliary loss
     counts (``aux_loss_weight``): they are added to the main loss, and only the main logits
@@ -124,7 +124,7 @@ def train_one_epoch(model, loader, optimizer, loss_fn=None, scheduler=None, prog
     start = time.perf_counter()
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch", dynamic_ncols=True)
     for step, (images, labels) in enumerate(bar):
-        logits, loss = _logits_and_loss(model(images), labels, loss_fn)
+        logits, loss = logits_and_loss(model(images), labels, loss_fn)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
