@@ -377,3 +377,15 @@ def test_deepcopy_and_apply():
     seen = []
     net.apply(lambda m: seen.append(type(m).__name__))
     assert seen[-1] == "Net" and seen.count("Linear") == 2
+
+
+def test_replacing_a_child_keeps_its_place():
+    # model.fc = nn.Linear(...) (fine-tuning) or seq[1] = ... must not move the layer to the end:
+    # a Sequential runs its children in order, and state_dict keys follow the same order
+    seq = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    seq[1] = nn.Tanh()
+    assert [type(m).__name__ for m in seq] == ["Linear", "Tanh", "Linear"]
+    seq[0] = nn.Linear(4, 3)
+    assert list(seq.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    x = tinycnn.randn(5, 4)
+    assert seq(x).shape == (5, 2)

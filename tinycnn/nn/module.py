@@ -99,12 +99,11 @@ class Module:
         if isinstance(value, (Parameter, Module)):
             self._check_initialized(name)
             self.__dict__.pop(name, None)
-            for table in (self._parameters, self._buffers, self._modules):
-                table.pop(name, None)
-            if isinstance(value, Parameter):
-                self._parameters[name] = value
-            else:
-                self._modules[name] = value
+            table = self._parameters if isinstance(value, Parameter) else self._modules
+            for other in (self._parameters, self._buffers, self._modules):
+                if other is not table:
+                    other.pop(name, None)
+            table[name] = value   # a replaced entry keeps its place (forward order, state_dict order), as PyTorch's
             return
         params = self.__dict__.get("_parameters")
         buffers = self.__dict__.get("_buffers")
