@@ -128,3 +128,26 @@ def compare(fn, inputs, device_a: str, device_b: str, dtype, rtol: float | None 
         if grad_a is not None:
             assert_close(grad_b, grad_a, rtol, f"gradient of input {i} on {device_b} vs {device_a}")
     return a, b
+
+
+def on_both_floors(fn, inputs, dtype=np.float64) -> tuple:
+    """(reference result, fast result) of ``fn(*inputs)`` on the CPU, forward and backward."""
+    with tinycnn.reference_floor():
+        reference = run(fn, inputs, "cpu", dtype)
+    with tinycnn.fast_floor():
+        fast = run(fn, inputs, "cpu", dtype)
+    return reference, fast
+
+
+def assert_floors_agree(reference: Result, fast: Result, exact: bool, rtol: float = 1e-12) -> None:
+    """The two floors' output and input gradients: bit for bit (``exact``) or within ``rtol``."""
+    pairs = [("output", reference.output, fast.output)]
+    pairs += [(f"gradient of input {i}", r, f) for i, (r, f) in enumerate(zip(reference.grads, fast.grads))]
+    for what, expected, got in pairs:
+        assert (expected is None) == (got is None), what
+        if expected is None:
+            continue
+        if exact:
+            np.testing.assert_array_equal(got, expected, err_msg=what)
+        else:
+            assert_close(got, expected, rtol, what)

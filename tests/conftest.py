@@ -2,6 +2,7 @@
 
 import pytest
 
+import tinycnn
 from tinycnn.cli import main
 
 
@@ -67,3 +68,15 @@ def without_onnx(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_onnx)
+
+
+@pytest.fixture(params=[1, 2], ids=["1-worker", "2-workers"])
+def worker_count(request, monkeypatch):
+    """One worker and two; element-wise layers split even small batches (PARALLEL_MIN_BYTES 0)."""
+    from tinycnn.fast import workers
+
+    before = tinycnn.get_num_threads()
+    tinycnn.set_num_threads(request.param)
+    monkeypatch.setattr(workers, "PARALLEL_MIN_BYTES", 0)
+    yield request.param
+    tinycnn.set_num_threads(before)

@@ -14,44 +14,11 @@ import pytest
 import tinycnn
 import tinycnn.functional as F
 from _conv_cases import call, make_inputs, random_configs
-from _parity import Const, assert_close, run
+from _parity import assert_close, assert_floors_agree, on_both_floors
 from tinycnn import models, nn, optim
 from tinycnn.fast import conv as fast_conv
-from tinycnn.fast import workers
 
 RTOL = 1e-12
-
-
-@pytest.fixture(params=[1, 2], ids=["1-worker", "2-workers"])
-def worker_count(request, monkeypatch):
-    """One worker and two; element-wise layers split even small batches (PARALLEL_MIN_BYTES 0)."""
-    before = tinycnn.get_num_threads()
-    tinycnn.set_num_threads(request.param)
-    monkeypatch.setattr(workers, "PARALLEL_MIN_BYTES", 0)
-    yield request.param
-    tinycnn.set_num_threads(before)
-
-
-def on_both_floors(fn, inputs, dtype=np.float64):
-    """(reference result, fast result) of ``fn(*inputs)``, forward and backward (tests/_parity.py's ``run``)."""
-    with tinycnn.reference_floor():
-        reference = run(fn, inputs, "cpu", dtype)
-    with tinycnn.fast_floor():
-        fast = run(fn, inputs, "cpu", dtype)
-    return reference, fast
-
-
-def assert_floors_agree(reference, fast, exact: bool):
-    pairs = [("output", reference.output, fast.output)]
-    pairs += [(f"gradient of input {i}", r, f) for i, (r, f) in enumerate(zip(reference.grads, fast.grads))]
-    for what, expected, got in pairs:
-        assert (expected is None) == (got is None), what
-        if expected is None:
-            continue
-        if exact:
-            np.testing.assert_array_equal(got, expected, err_msg=what)
-        else:
-            assert_close(got, expected, RTOL, what)
 
 
 # --------------------------------------------------------------------------- convolution
@@ -68,7 +35,7 @@ def conv_fn(cfg):
 def test_conv2d(cfg, worker_count):
     """Stride, padding, dilation, groups, depthwise, non-square: the textbook im2col and the
     chunked, threaded, full-convolution engine give the same output and gradients."""
-    assert_floors_agree(*on_both_floors(conv_fn(cfg), conv_inputs(cfg, 102)), exact=False)
+    assert_floors_agree(*on_both_floors(conv_fn(cfg), conv_inputs(cfg, 102)), exact=False, rtol=RTOL)
 
 
 @pytest.mark.parametrize("images_per_chunk", [1, 2, 3])
@@ -81,7 +48,7 @@ def test_conv2d_at_chunk_boundaries(cfg, images_per_chunk, worker_count, monkeyp
     monkeypatch.setattr(fast_conv, "CHUNK_BYTES",
                         images_per_chunk * cfg["c"] * cfg["kernel"][0] * cfg["kernel"][1] * geometry.columns_per_image * 8)
     assert len(fast_conv.image_chunks(geometry, 8, np)) >= -(-5 // images_per_chunk)
-    assert_floors_agree(*on_both_floors(conv_fn(cfg), conv_inputs(cfg, 104)), exact=False)
+    assert_floors_agree(*on_both_floors(conv_fn(cfg), conv_inputs(cfg, 104)), exact=False, rtol=RTOL)
 
 
 @pytest.mark.parametrize("shape, weight, kwargs", [
@@ -94,7 +61,7 @@ def test_conv2d_at_chunk_boundaries(cfg, images_per_chunk, worker_count, monkeyp
 def test_conv2d_at_model_shapes(shape, weight, kwargs, worker_count):
     rng = np.random.default_rng(105)
     inputs = [rng.standard_normal(shape), rng.standard_normal(weight), rng.standard_normal(weight[0])]
-    assert_floors_agree(*on_both_floors(lambda x, w, b: F.conv2d(x, w, b, **kwargs), inputs), exact=False)
+    assert_floors_agree(*on_both_floors(lambda x, w, b: F.conv2d(x, w, b, **kwargs), inputs), exact=False, rtol=RTOL)
 
 
 # --------------------------------------------------------------------------- element-wise layers
@@ -136,7 +103,7 @@ def test_batch_norm(shape, training, affine, worker_count):
 
     rng_stats, rng_stats_var = rng.standard_normal(channels), rng.random(channels) + 0.5
     inputs = [x] + ([rng.standard_normal(channels), rng.standard_normal(channels)] if affine else [])
-    assert_floors_agree(*on_both_floors(fn, inputs), exact=False)
+    assert_floors_agree(*on_both_floors(fn, inputs), exact=False, rtol=RTOL)
     for reference, fast in zip(running[False], running[True]):
         assert_close(fast, reference, RTOL, "running statistics")
 
@@ -144,7 +111,7 @@ def test_batch_norm(shape, training, affine, worker_count):
 def test_linear(worker_count):
     rng = np.random.default_rng(109)
     inputs = [rng.standard_normal((64, 300)), rng.standard_normal((120, 300)), rng.standard_normal(120)]
-    assert_floors_agree(*on_both_floors(F.linear, inputs), exact=False)
+    assert_floors_agree(*on_both_floors(F.linear, inputs), exact=False, rtol=RTOL)
 
 
 # --------------------------------------------------------------------------- optimizer updates

@@ -13,42 +13,11 @@ import pytest
 import tinycnn
 import tinycnn.functional as F
 from _conv_cases import conv2d_loops
-from _parity import assert_close, run
+from _parity import assert_close, assert_floors_agree, on_both_floors, run
 from tinycnn import nn
 from tinycnn.fast import depthwise as fast_depthwise
-from tinycnn.fast import workers
 from tinycnn.functional.conv import Conv2d as GroupedGemmConv2d
 from tinycnn.windows import pool_output_size
-
-
-@pytest.fixture(params=[1, 2], ids=["1-worker", "2-workers"])
-def worker_count(request, monkeypatch):
-    before = tinycnn.get_num_threads()
-    tinycnn.set_num_threads(request.param)
-    monkeypatch.setattr(workers, "PARALLEL_MIN_BYTES", 0)
-    yield request.param
-    tinycnn.set_num_threads(before)
-
-
-def on_both_floors(fn, inputs, dtype=np.float64):
-    with tinycnn.reference_floor():
-        reference = run(fn, inputs, "cpu", dtype)
-    with tinycnn.fast_floor():
-        fast = run(fn, inputs, "cpu", dtype)
-    return reference, fast
-
-
-def assert_floors_agree(reference, fast, exact: bool, rtol=1e-12):
-    pairs = [("output", reference.output, fast.output)]
-    pairs += [(f"gradient of input {i}", r, f) for i, (r, f) in enumerate(zip(reference.grads, fast.grads))]
-    for what, expected, got in pairs:
-        assert (expected is None) == (got is None), what
-        if expected is None:
-            continue
-        if exact:
-            np.testing.assert_array_equal(got, expected, err_msg=what)
-        else:
-            assert_close(got, expected, rtol, what)
 
 
 FLOORS = [pytest.param(tinycnn.reference_floor, id="reference"), pytest.param(tinycnn.fast_floor, id="fast")]

@@ -616,17 +616,18 @@ def _report(plan: Plan, run_data: RunData, parts: TrainingParts, state: FitState
 
 def write_json(path: Path, value) -> None:
     """Write strict JSON: a nan or inf (a loss that overflowed) is written as null."""
-    text = json.dumps(_finite(value), indent=2, allow_nan=False)
+    text = json.dumps(json_safe(value), indent=2, allow_nan=False)
     atomic_write(path, lambda file: file.write(text.encode("utf-8")))
 
 
-def _finite(value):
+def json_safe(value):
+    """``value`` with every nan and inf (a diverged loss) as None: strict JSON has no such numbers."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 

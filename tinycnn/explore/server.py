@@ -34,7 +34,6 @@ import base64
 import binascii
 import io
 import json
-import math
 import sys
 import tempfile
 import threading
@@ -48,6 +47,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+from ..runner import json_safe
 from . import pictures
 from .drawing import centre_like_mnist
 from .model_view import ModelView, place_on_input
@@ -508,18 +508,7 @@ def _plain(value):
 
 
 def _json_ok(value):
-    return HTTPStatus.OK, "application/json", _json_bytes(_finite(value))
-
-
-def _finite(value):
-    """nan and inf (a diverged loss) as null: strict JSON has no such numbers."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+    return HTTPStatus.OK, "application/json", _json_bytes(json_safe(value))
 
 
 def _query(url) -> dict:
