@@ -452,7 +452,10 @@ def test_is_loopback():
 def test_the_command_serves_and_warns_when_not_on_loopback(run_dir):
     """`tinycnn explore RUN --host 0.0.0.0 --port 0`: the warning, the URL, a working page; Ctrl+C ends it."""
     process = subprocess.Popen([sys.executable, "-m", "tinycnn.cli", "explore", str(run_dir), "--host", "0.0.0.0",
-                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               # a job started in the background (nohup, `&` in a script) inherits SIGINT ignored,
+                               # and Python then never turns Ctrl+C into KeyboardInterrupt: give the child the default
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         url = None
         for _ in range(5):
