@@ -650,11 +650,10 @@ print(f"features cached once: {tuple(cached.shape)}; {head_steps} Adam steps on 
 # 11. Which one should you use? The measured comparison
 #
 # Parameters and MACs are not accuracy. benchmarks/README.md, section "The model zoo",
-# is where the measured table goes: every model trained on CIFAR-10 from scratch with the
-# same 5-minute budget, with its parameters, MACs, training images per second and test
-# accuracy (`python benchmarks/models.py --data-dir ...`; about two hours on 2 cores). Its
-# depthwise-separable against standard convolution row is already there, and makes the
-# first point below. Read them with this lesson in mind:
+# holds the measured table: every model trained on CIFAR-10 from scratch with the same
+# 5-minute budget, with its parameters, MACs, training images per second, memory and test
+# accuracy (`python benchmarks/models.py --data-dir ...`; about two hours on 2 cores), and a
+# depthwise-separable against standard convolution row. Read them with this lesson in mind:
 #
 # * Under a fixed *time* budget, what counts is accuracy per second of training, not per
 #   MAC: compare the img/s column with section 1's MACs, and see which architectures run
