@@ -194,7 +194,7 @@ def measure(name: str, args) -> dict:
     big = tinycnn.randn(args.infer_batch, *INPUT, device=device)
     row["latency_batch_ms"] = 1e3 * _median_seconds(infer(big), max(3, args.steps), sync)
     del big
-    row["speed_others_share"] = speed_clock.waited() / speed_clock.wall()   # > 0.05: other work disturbed the timing
+    row["speed_others_share"] = speed_clock.others_took() / speed_clock.wall()   # > 0.05: other work disturbed the timing
 
     if not args.no_accuracy:
         row.update(train_on_budget(name, args))
@@ -204,41 +204,45 @@ def measure(name: str, args) -> dict:
 class BudgetClock:
     """Seconds of training used so far: wall time, less the share of the cores other processes took.
 
-    Linux counts the busy time of all cores (``/proc/stat``) and of this process's threads
-    (``/proc/self/stat``); what the cores spent on other processes, spread over the cores, is
-    time this process could not have used, so it is taken off the wall clock. A model's own
-    threads competing with each other (or leaving a core idle) still count against it, as on a
-    laptop. On a quiet machine it reads as the wall clock; without ``/proc``, it is the wall clock.
+    Linux counts the busy time of each core (``/proc/stat``) and of this process's threads
+    (``/proc/self/stat``). What the cores this process may run on spent on other processes,
+    spread over those cores, is time this process could not have used, so it is taken off the
+    wall clock. A model's own threads competing with each other (or leaving a core idle) still
+    count against it, as on a laptop. On a quiet machine it reads as the wall clock; without
+    ``/proc``, it is the wall clock.
     """
 
     def __init__(self):
-        self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        self.cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         self.wall_start = time.perf_counter()
         self.others_start = self._others_busy()
 
-    @staticmethod
-    def _others_busy() -> float:
-        """Seconds all cores have been busy with processes other than this one, since boot."""
+    def _others_busy(self) -> float:
+        """Seconds this process's cores have been busy with other processes, since boot."""
         try:
             with open("/proc/stat") as file:
-                cpu = [int(v) for v in file.readline().split()[1:]]
+                per_core = {int(line.split()[0][3:]): [int(v) for v in line.split()[1:]]
+                            for line in file if line.startswith("cpu") and line[3].isdigit()}
             with open("/proc/self/stat") as file:
                 own = file.read().rsplit(")", 1)[1].split()     # after the command name, which may hold spaces
         except (OSError, ValueError, IndexError):
             return 0.0
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (cpu + [0] * 8)[:8]
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (user + nice + system + irq + softirq + steal - int(own[11]) - int(own[12])) / ticks  # utime, stime
+        busy = 0
+        for core in self.cores if self.cores is not None else per_core:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = (per_core.get(core, []) + [0] * 8)[:8]
+            busy += user + nice + system + irq + softirq + steal
+        return (busy - int(own[11]) - int(own[12])) / os.sysconf("SC_CLK_TCK")  # less utime, stime
 
-    def waited(self) -> float:
-        """Seconds of the whole machine that other processes took since the start."""
-        return max(0.0, (self._others_busy() - self.others_start) / self.cores)
+    def others_took(self) -> float:
+        """Seconds of this process's cores that other processes took since the start, per core."""
+        cores = len(self.cores) if self.cores is not None else os.cpu_count() or 1
+        return max(0.0, (self._others_busy() - self.others_start) / cores)
 
     def wall(self) -> float:
         return time.perf_counter() - self.wall_start
 
     def used(self) -> float:
-        return self.wall() - self.waited()
+        return self.wall() - self.others_took()
 
 
 def lr_at(fraction: float, peak: float) -> float:
@@ -296,7 +300,7 @@ def train_on_budget(name: str, args) -> dict:
         else:
             continue
         break
-    trained_wall, waited = clock.wall(), clock.waited()
+    trained_wall, others_took = clock.wall(), clock.others_took()
     test_loader = run_data.test_loader
     if args.smoke:
         test_loader = data.DataLoader(data.Subset(run_data.test_set, np.arange(1000)), batch_size=RECIPE["batch_size"],
@@ -306,7 +310,7 @@ def train_on_budget(name: str, args) -> dict:
         "accuracy": test["accuracy"], "train_loss": float(np.mean(last_losses)) if last_losses else None,
         "train_images": images, "epochs_seen": images / len(run_data.train_set), "steps": steps,
         "budget_minutes": args.minutes if on_cpu else None, "budget_epochs": None if on_cpu else args.epochs,
-        "train_wall_s": trained_wall, "others_took_s": waited,
+        "train_wall_s": trained_wall, "others_took_s": others_took,
     }
 
 
@@ -337,7 +341,8 @@ def main():
     if not args.no_accuracy:
         budget = (f"{args.minutes:g} min of training (wall time less the share of the cores other processes took)"
                   if args.device == "cpu" else f"{args.epochs} epochs")
-        print(f"acc: CIFAR-10 test accuracy (10,000 images) after {budget}, all 50,000 training images; recipe: "
+        test_images = "1,000" if args.smoke else "10,000"
+        print(f"acc: CIFAR-10 test accuracy ({test_images} images) after {budget}, all 50,000 training images; recipe: "
               + ", ".join(f"{key} {value}" for key, value in RECIPE.items()))
     print()
     header = (f"{'model':<17}{'params':>12}{'MMAC/img':>11}{'train img/s':>12}{'b1 ms':>8}{'ms/img':>8}"
@@ -364,10 +369,10 @@ def main():
         acc = f"{100 * row['accuracy']:.2f}%" if "accuracy" in row else "-"
         epochs = f"{row['epochs_seen']:.2f}" if "epochs_seen" in row else "-"
         wall = f"{row['train_wall_s']:.0f}" if "train_wall_s" in row else "-"
-        waited = f"{row['others_took_s']:.0f}" if "others_took_s" in row else "-"
+        others = f"{row['others_took_s']:.0f}" if "others_took_s" in row else "-"
         print(f"{name:<17}{row['parameters']:>12,}{row['forward_mmac_per_image']:>11.1f}{row['train_img_s']:>12.1f}"
               f"{row['latency_b1_ms']:>8.1f}{row['latency_batch_ms'] / row['infer_batch']:>8.2f}{peak:>9}{acc:>8}"
-              f"{epochs:>8}{wall:>8}{waited:>8}", flush=True)
+              f"{epochs:>8}{wall:>8}{others:>8}", flush=True)
 
     if args.json:
         info = {**machine_info(args.device, args.threads), "steps": args.steps, "input": list(INPUT),
